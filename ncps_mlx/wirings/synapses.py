@@ -54,6 +54,10 @@ def check_indices(values, name: str, limit: int, limit_name: str) -> np.ndarray:
         ValueError: If an index is negative or ``>= limit``.
     """
     array = np.asarray(values)
+    if array.ndim > 1:
+        raise ValueError(
+            f"{name} must be an index or a 1-D list of indices, got shape {array.shape}"
+        )
     if array.size == 0:  # an empty list is float64 to numpy, but it is a valid empty index list
         return np.zeros(0, np.int64)
     if array.dtype.kind not in "iu":
