@@ -1,8 +1,25 @@
 """ncps-mlx: neural circuit policies (LTC, CfC, NCP wirings) on Apple's MLX."""
 
-from . import wirings
+from . import io, wirings
+from .cells import CfCCell, LSTMCell, LTCCell, WiredCfCCell
+from .rnn import LTC, CfC
 from .wirings import NCP, AutoNCP, FullyConnected, Random, Wiring
 
 __version__ = "0.1.0"
 
-__all__ = ["wirings", "Wiring", "FullyConnected", "Random", "NCP", "AutoNCP", "__version__"]
+__all__ = [
+    "wirings",
+    "io",
+    "Wiring",
+    "FullyConnected",
+    "Random",
+    "NCP",
+    "AutoNCP",
+    "LTCCell",
+    "CfCCell",
+    "WiredCfCCell",
+    "LSTMCell",
+    "LTC",
+    "CfC",
+    "__version__",
+]

@@ -1,0 +1,17 @@
+"""MLX cells driven by a wiring: one step, state in and state out."""
+
+from .cfc import CfCCell
+from .common import ACTIVATIONS, Prepared, lecun_tanh
+from .lstm import LSTMCell
+from .ltc import LTCCell
+from .wired_cfc import WiredCfCCell
+
+__all__ = [
+    "CfCCell",
+    "LTCCell",
+    "WiredCfCCell",
+    "LSTMCell",
+    "Prepared",
+    "ACTIVATIONS",
+    "lecun_tanh",
+]

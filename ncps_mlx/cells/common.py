@@ -1,0 +1,77 @@
+"""Pieces shared by the cells: activations, the prepared-sequence contract, initialisers.
+
+Every cell splits its work in two (DESIGN.md, "Cells and sequence modules"):
+
+* ``prepare(x)`` takes a time-major input ``(T, B, F)`` and returns a :class:`Prepared`: the
+  state-independent terms of every step, computed for all steps at once (``inputs``, each
+  ``(T, B, ...)``), and the per-call constants of the step (``params``: fused or masked weights
+  computed once per call, so that gradients reach the underlying parameters);
+* ``step(inputs_t, params, state, ts)`` advances one step. It is a pure function of its array
+  arguments, so the sequence module may ``mx.compile`` it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import mlx.core as mx
+import mlx.nn as nn
+
+__all__ = [
+    "Prepared",
+    "lecun_tanh",
+    "get_activation",
+    "ACTIVATIONS",
+    "check_mode",
+    "xavier_uniform",
+]
+
+
+class Prepared(NamedTuple):
+    """State-independent inputs of every step and per-call constants of a cell's step.
+
+    Attributes:
+        inputs: Tuple of arrays of shape ``(T, B, ...)``; step ``t`` receives ``a[t]`` of each.
+        params: Tuple of arrays handed unchanged to every step.
+    """
+
+    inputs: tuple
+    params: tuple
+
+
+def lecun_tanh(x: mx.array) -> mx.array:
+    """LeCun's scaled tanh, ``1.7159 * tanh(0.666 * x)`` (ncps's default backbone activation)."""
+    return 1.7159 * mx.tanh(0.666 * x)
+
+
+#: Backbone activations accepted by name, as in ncps 1.0.1 (``gelu`` is the exact erf form).
+ACTIVATIONS = {
+    "lecun_tanh": lecun_tanh,
+    "tanh": mx.tanh,
+    "relu": nn.relu,
+    "gelu": nn.gelu,
+    "silu": nn.silu,
+}
+
+MODES = ("default", "pure", "no_gate")
+
+
+def get_activation(name: str):
+    """Return the activation function called ``name``; ValueError for unknown names."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]
+
+
+def check_mode(mode: str) -> str:
+    """Validate a CfC ``mode`` (``"default"``, ``"pure"`` or ``"no_gate"``)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return mode
+
+
+def xavier_uniform(out_features: int, in_features: int) -> mx.array:
+    """Glorot/Xavier uniform init of an ``(out, in)`` weight (gain 1, as in torch)."""
+    bound = math.sqrt(6.0 / (in_features + out_features))
+    return mx.random.uniform(-bound, bound, (out_features, in_features))

@@ -1,0 +1,62 @@
+"""Padded fan-in tables: a sparse synapse layout for cells whose cost is per synapse.
+
+A wiring's synapses ``src -> dst`` become, for every target neuron, a row of ``K`` slots (``K``
+= the largest fan-in) naming its sources; unused slots point at source 0 with weight 0. A
+per-synapse quantity then costs ``N * K`` instead of ``num_sources * N`` operations and sums
+over a contiguous last axis, with no scatter (MLX's scatter-add is slow on the CPU). This is the
+"ELLPACK" sparse format.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import mlx.core as mx
+import numpy as np
+
+__all__ = ["FanInTable", "fan_in_table", "gather_synapse_values"]
+
+
+class FanInTable(NamedTuple):
+    """Synapses grouped by target neuron.
+
+    Attributes:
+        sources: ``(N * K,)`` int32 source index of every slot, target-major.
+        flat: ``(N, K)`` int32 index of each slot's synapse in a flattened ``(num_sources, N)``
+            parameter matrix.
+        valid: ``(N, K)`` float32, 1 where a slot holds a synapse and 0 for padding.
+    """
+
+    sources: mx.array
+    flat: mx.array
+    valid: mx.array
+
+    @property
+    def width(self) -> int:
+        """``K``, the largest fan-in."""
+        return self.valid.shape[-1]
+
+
+def fan_in_table(src: np.ndarray, dst: np.ndarray, num_targets: int) -> FanInTable:
+    """Build the table of synapses ``src[s] -> dst[s]`` onto ``num_targets`` neurons."""
+    order = np.lexsort((src, dst))
+    src, dst = np.asarray(src, np.int64)[order], np.asarray(dst, np.int64)[order]
+    counts = np.bincount(dst, minlength=num_targets)
+    width = max(int(counts.max(initial=0)), 1)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    slot = np.arange(src.size) - starts[dst]
+    sources = np.zeros((num_targets, width), np.int64)
+    valid = np.zeros((num_targets, width), np.float32)
+    sources[dst, slot] = src
+    valid[dst, slot] = 1.0
+    flat = sources * num_targets + np.arange(num_targets)[:, None]
+    return FanInTable(
+        mx.array(sources.reshape(-1).astype(np.int32)),
+        mx.array(flat.astype(np.int32)),
+        mx.array(valid),
+    )
+
+
+def gather_synapse_values(matrix: mx.array, table: FanInTable) -> mx.array:
+    """Values of a ``(num_sources, N)`` parameter matrix at the table's slots: ``(N, K)``."""
+    return mx.take(matrix.reshape(-1), table.flat)

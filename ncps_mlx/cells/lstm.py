@@ -1,0 +1,62 @@
+"""The LSTM cell that gives LTC and CfC their mixed memory (ncps's ``LSTMCell``)."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from .common import Prepared, xavier_uniform
+
+__all__ = ["LSTMCell"]
+
+
+class LSTMCell(nn.Module):
+    r"""An LSTM cell with ncps's parameterisation (forget-gate bias +1), used for mixed memory.
+
+    .. math::
+
+        i, g_i, g_f, g_o &= \text{split}_4(W_x x_t + b + W_h h_{t-1}) \\
+        c_t &= c_{t-1} \sigma(g_f + 1) + \tanh(i) \sigma(g_i) \\
+        h_t &= \tanh(c_t) \sigma(g_o)
+
+    Parameters (ncps names): ``input_map.weight`` ``(4H, F)``, ``input_map.bias`` ``(4H,)``,
+    ``recurrent_map.weight`` ``(4H, H)``. Init as ncps: Xavier-uniform input weight, orthogonal
+    recurrent weight, biases uniform in ``[-0.1, 0.1]``.
+
+    Args:
+        input_size (int): Input features ``F``.
+        hidden_size (int): State size ``H``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.input_map = nn.Linear(input_size, 4 * hidden_size, bias=True)
+        self.recurrent_map = nn.Linear(hidden_size, 4 * hidden_size, bias=False)
+        self.input_map.weight = xavier_uniform(4 * hidden_size, input_size)
+        self.input_map.bias = mx.random.uniform(-0.1, 0.1, (4 * hidden_size,))
+        self.recurrent_map.weight = nn.init.orthogonal()(mx.zeros((4 * hidden_size, hidden_size)))
+
+    def prepare(self, x: mx.array) -> Prepared:
+        """Input projection of all steps: ``x`` ``(T, B, F)`` -> inputs ``((T, B, 4H),)``."""
+        return Prepared((self.input_map(x),), (self.recurrent_map.weight,))
+
+    @staticmethod
+    def step(inputs_t, params, state, ts=None):
+        """One step: ``state = (h, c)``, each ``(B, H)``; returns ``(h_new, (h_new, c_new))``."""
+        (projected,), (recurrent_weight,) = inputs_t, params
+        h, c = state
+        z = projected + h @ recurrent_weight.T
+        i, input_gate, forget_gate, output_gate = mx.split(z, 4, axis=-1)
+        c = c * mx.sigmoid(forget_gate + 1.0) + mx.tanh(i) * mx.sigmoid(input_gate)
+        h = mx.tanh(c) * mx.sigmoid(output_gate)
+        return h, (h, c)
+
+    def __call__(self, x: mx.array, state: tuple[mx.array, mx.array]):
+        """One step on ``x`` ``(B, F)``; returns ``(h, c)``."""
+        prepared = self.prepare(x[None])
+        return self.step(tuple(a[0] for a in prepared.inputs), prepared.params, state)[1]
+
+    def _extra_repr(self) -> str:
+        return f"input_size={self.input_size}, hidden_size={self.hidden_size}"

@@ -1,0 +1,259 @@
+"""The liquid time-constant (LTC) cell of Hasani et al. 2021, ncps-compatible."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from ..wirings import Wiring
+from ..wirings.synapses import check_int
+from .common import Prepared
+from .fan_in import FanInTable, fan_in_table, gather_synapse_values
+
+__all__ = ["LTCCell"]
+
+_MAPPINGS = ("affine", "linear", None)
+_INIT_RANGES = {
+    "gleak": (0.001, 1.0),
+    "vleak": (-0.2, 0.2),
+    "cm": (0.4, 0.6),
+    "w": (0.001, 1.0),
+    "sigma": (3.0, 8.0),
+    "mu": (0.3, 0.8),
+    "sensory_w": (0.001, 1.0),
+    "sensory_sigma": (3.0, 8.0),
+    "sensory_mu": (0.3, 0.8),
+}
+
+
+class LTCCell(nn.Module):
+    r"""A `liquid time-constant <https://ojs.aaai.org/index.php/AAAI/article/view/16936>`_ cell.
+
+    Neuron potentials :math:`v \in \mathbb{R}^N` follow the ODE
+
+    .. math::
+
+        C_m \dot v_j = g_{leak,j}(V_{leak,j} - v_j)
+            + \sum_i w_{ij} \sigma(\sigma_{ij}(v_i - \mu_{ij})) (E_{ij} - v_j)
+            + \sum_k \hat w_{kj} \sigma(\hat\sigma_{kj}(x_k - \hat\mu_{kj})) (\hat E_{kj} - v_j)
+
+    where the sums run over the wiring's synapses (``i -> j``) and sensory synapses
+    (``k -> j``). One step of length :math:`\Delta t` applies ncps's fused semi-implicit Euler
+    update ``ode_unfolds`` times with step :math:`\Delta t / \text{ode\_unfolds}`:
+
+    .. math::
+
+        v \leftarrow \frac{c\, v + g_{leak} V_{leak} + \sum_i a_{ij} E_{ij} + S^{num}_j}
+                          {c + g_{leak} + \sum_i a_{ij} + S^{den}_j + \epsilon},
+        \quad c = C_m\, \text{ode\_unfolds} / \Delta t
+
+    The sensory sums :math:`S` do not depend on :math:`v` and are computed for all time steps
+    before the loop. Sparse wirings run on a padded fan-in table (cost per synapse, see
+    :mod:`ncps_mlx.cells.fan_in`) instead of dense ``(N, N)`` synapse matrices. Outputs are the
+    first ``output_dim`` (motor) neurons, mapped by ``output_w * v + output_b``; inputs are
+    mapped by ``input_w * x + input_b`` first.
+
+    Parameters carry ncps's names and shapes: ``gleak, vleak, cm`` ``(N,)``, ``sigma, mu, w,
+    erev`` ``(N, N)``, ``sensory_sigma, sensory_mu, sensory_w, sensory_erev`` ``(F, N)``,
+    ``input_w, input_b`` ``(F,)``, ``output_w, output_b`` ``(M,)``. The wiring's masks are
+    constants, not parameters.
+
+    Args:
+        wiring (Wiring): The circuit; built here with ``in_features`` if given.
+        in_features (int, optional): Input size ``F``.
+        input_mapping (str): ``"affine"``, ``"linear"`` or None.
+        output_mapping (str): ``"affine"``, ``"linear"`` or None.
+        ode_unfolds (int): Solver iterations per step.
+        epsilon (float): Added to the denominator to avoid dividing by 0.
+        implicit_param_constraints (bool): Pass ``w, sensory_w, cm, gleak`` through softplus
+            (else call :meth:`apply_weight_constraints` after each optimizer step, as in ncps).
+        sparse (bool, optional): Compute per synapse through fan-in tables (True) or on dense
+            matrices (False). None chooses per synapse set: tables when the largest fan-in is at
+            most half the number of possible sources. Results agree to float32 rounding.
+    """
+
+    def __init__(
+        self,
+        wiring: Wiring,
+        in_features: int | None = None,
+        input_mapping: str | None = "affine",
+        output_mapping: str | None = "affine",
+        ode_unfolds: int = 6,
+        epsilon: float = 1e-8,
+        implicit_param_constraints: bool = False,
+        sparse: bool | None = None,
+    ):
+        super().__init__()
+        if not isinstance(wiring, Wiring):
+            raise TypeError(f"wiring must be an ncps_mlx Wiring, got {type(wiring).__name__}")
+        if in_features is not None:
+            wiring.build(in_features)
+        if not wiring.is_built():
+            raise ValueError(
+                "the wiring has no input size: pass in_features or call wiring.build()"
+            )
+        for name, mapping in (("input_mapping", input_mapping), ("output_mapping", output_mapping)):
+            if mapping not in _MAPPINGS:
+                raise ValueError(f"{name} must be one of {_MAPPINGS}, got {mapping!r}")
+        self._wiring = wiring
+        self.input_mapping = input_mapping
+        self.output_mapping = output_mapping
+        self.ode_unfolds = check_int(ode_unfolds, "ode_unfolds", minimum=1)
+        self.epsilon = float(epsilon)
+        self.implicit_param_constraints = bool(implicit_param_constraints)
+        if sparse not in (None, True, False):
+            raise ValueError(f"sparse must be None, True or False, got {sparse!r}")
+        self._allocate_parameters()
+        n, f = self.state_size, self.sensory_size
+        self._fan_in = _table_if_sparse(sparse, wiring.synapses(), n, n)
+        self._sensory_fan_in = _table_if_sparse(sparse, wiring.sensory_synapses(), f, n)
+
+    @property
+    def wiring(self) -> Wiring:
+        return self._wiring
+
+    @property
+    def state_size(self) -> int:
+        return self._wiring.units
+
+    @property
+    def sensory_size(self) -> int:
+        return self._wiring.input_dim
+
+    @property
+    def motor_size(self) -> int:
+        return self._wiring.output_dim
+
+    output_size = motor_size
+
+    def _allocate_parameters(self):
+        n, f, m = self.state_size, self.sensory_size, self.motor_size
+        for name, shape in (("gleak", (n,)), ("vleak", (n,)), ("cm", (n,))):
+            setattr(self, name, _uniform(name, shape))
+        for name in ("sigma", "mu", "w"):
+            setattr(self, name, _uniform(name, (n, n)))
+        self.erev = mx.array(self._wiring.erev_initializer(), dtype=mx.float32)
+        for name in ("sensory_sigma", "sensory_mu", "sensory_w"):
+            setattr(self, name, _uniform(name, (f, n)))
+        self.sensory_erev = mx.array(self._wiring.sensory_erev_initializer(), dtype=mx.float32)
+        self._sparsity_mask = self._wiring.mask()
+        self._sensory_sparsity_mask = self._wiring.mask(sensory=True)
+        if self.input_mapping in ("affine", "linear"):
+            self.input_w = mx.ones((f,))
+        if self.input_mapping == "affine":
+            self.input_b = mx.zeros((f,))
+        if self.output_mapping in ("affine", "linear"):
+            self.output_w = mx.ones((m,))
+        if self.output_mapping == "affine":
+            self.output_b = mx.zeros((m,))
+
+    def _positive(self, x: mx.array) -> mx.array:
+        return nn.softplus(x) if self.implicit_param_constraints else x
+
+    def apply_weight_constraints(self) -> None:
+        """Clip ``w, sensory_w, cm, gleak`` at 0 (explicit-constraint mode, as ncps)."""
+        if not self.implicit_param_constraints:
+            for name in ("w", "sensory_w", "cm", "gleak"):
+                setattr(self, name, mx.maximum(getattr(self, name), 0.0))
+
+    def map_inputs(self, x: mx.array) -> mx.array:
+        """Apply the input mapping to ``x`` ``(..., F)``."""
+        if self.input_mapping in ("affine", "linear"):
+            x = x * self.input_w
+        if self.input_mapping == "affine":
+            x = x + self.input_b
+        return x
+
+    def map_outputs(self, v: mx.array) -> mx.array:
+        """Motor neurons of ``v`` ``(..., N)`` through the output mapping: ``(..., M)``."""
+        output = v[..., : self.motor_size]
+        if self.output_mapping in ("affine", "linear"):
+            output = output * self.output_w
+        if self.output_mapping == "affine":
+            output = output + self.output_b
+        return output
+
+    def _synapse_params(self, w, erev, mu, sigma, mask, table) -> tuple:
+        """``(w * erev, w, mu, sigma, sources)`` of one synapse set, dense or as a fan-in table."""
+        w = self._positive(w)
+        if table is None:
+            w = w * mask
+            return w * erev, w, mu, sigma, None
+        w = gather_synapse_values(w, table) * table.valid
+        gathered = [gather_synapse_values(m, table) for m in (erev, mu, sigma)]
+        return w * gathered[0], w, gathered[1], gathered[2], table.sources
+
+    def prepare(self, x: mx.array) -> Prepared:
+        """Sensory synapse sums of all steps: ``x`` ``(T, B, F)`` -> ``((T, B, N), (T, B, N))``."""
+        sensory = self._synapse_params(
+            self.sensory_w,
+            self.sensory_erev,
+            self.sensory_mu,
+            self.sensory_sigma,
+            self._sensory_sparsity_mask,
+            self._sensory_fan_in,
+        )
+        numerator, denominator = _synapse_sums(self.map_inputs(x), *sensory)
+        synapses = self._synapse_params(
+            self.w, self.erev, self.mu, self.sigma, self._sparsity_mask, self._fan_in
+        )
+        gleak = self._positive(self.gleak)
+        params = (synapses, self._positive(self.cm), gleak, gleak * self.vleak)
+        return Prepared((numerator, denominator), params)
+
+    def step(self, inputs_t, params, v, ts=1.0):
+        """``ode_unfolds`` solver iterations on ``v`` ``(B, N)``; returns ``(v_new, v_new)``."""
+        sensory_numerator, sensory_denominator = inputs_t
+        synapses, cm, gleak, leak_current = params
+        cm_t = cm * (self.ode_unfolds / ts)
+        numerator_base = leak_current + sensory_numerator
+        denominator_base = cm_t + gleak + sensory_denominator + self.epsilon
+        for _ in range(self.ode_unfolds):
+            numerator, denominator = _synapse_sums(v, *synapses)
+            v = (cm_t * v + numerator_base + numerator) / (denominator_base + denominator)
+        return v, v
+
+    def __call__(self, x: mx.array, v: mx.array, elapsed_time=1.0):
+        """One step on ``x`` ``(B, F)``: returns ``(outputs (B, M), v_new (B, N))``."""
+        prepared = self.prepare(x[None])
+        _, v = self.step(tuple(a[0] for a in prepared.inputs), prepared.params, v, elapsed_time)
+        return self.map_outputs(v), v
+
+    def _extra_repr(self) -> str:
+        return (
+            f"units={self.state_size}, in_features={self.sensory_size}, "
+            f"out_features={self.motor_size}, ode_unfolds={self.ode_unfolds}"
+        )
+
+
+def _synapse_sums(presynaptic, w_erev, w, mu, sigma, sources):
+    """Per target: ``sum_i w * sigmoid(sigma * (x_i - mu)) * erev`` and the same without erev.
+
+    ``presynaptic`` is ``(..., S)`` (source potentials or inputs). Dense: the parameters are
+    ``(S, N)`` and ``sources`` None; fan-in table: they are ``(N, K)`` and ``sources`` ``(N*K,)``.
+    Returns two ``(..., N)`` arrays.
+    """
+    if sources is None:
+        activation = mx.sigmoid(sigma * (presynaptic[..., :, None] - mu))
+        axis = -2
+    else:
+        gathered = mx.take(presynaptic, sources, axis=-1).reshape(
+            *presynaptic.shape[:-1], *mu.shape
+        )
+        activation = mx.sigmoid(sigma * (gathered - mu))
+        axis = -1
+    return (activation * w_erev).sum(axis=axis), (activation * w).sum(axis=axis)
+
+
+def _table_if_sparse(sparse, synapses, num_sources: int, num_targets: int) -> FanInTable | None:
+    """A fan-in table for the synapse set, or None to use dense matrices (see ``sparse``)."""
+    if sparse is False:
+        return None
+    src, dst, _ = synapses
+    table = fan_in_table(src, dst, num_targets)
+    return table if sparse or 2 * table.width <= num_sources else None
+
+
+def _uniform(name: str, shape: tuple) -> mx.array:
+    low, high = _INIT_RANGES[name]
+    return mx.random.uniform(low, high, shape)

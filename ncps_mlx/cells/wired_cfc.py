@@ -1,0 +1,124 @@
+"""A CfC whose neurons and synapses follow a wiring, layer by layer (ncps's ``WiredCfCCell``)."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+from ..wirings import Wiring
+from .cfc import CfCCell
+from .common import Prepared
+
+__all__ = ["WiredCfCCell"]
+
+
+class WiredCfCCell(nn.Module):
+    r"""A stack of backbone-free :class:`CfCCell`\ s, one per wiring layer, masked by the wiring.
+
+    Layer ``l`` holds the neurons ``wiring.get_neurons_of_layer(l)`` (for an NCP: inter, command,
+    motor). Its ``ff1``/``ff2`` inputs are the previous layer's new state (the sensory inputs
+    for layer 0), masked by the wiring's synapses between the two layers, plus its own state
+    (dense, as in ncps). The state is the layers' states concatenated **in layer order** (ncps's
+    layout, which for an NCP differs from neuron-id order); the output is the state of the
+    motor neurons ``0..output_dim-1`` (for an NCP: the last layer).
+
+    Difference from ncps 1.0.1: ncps outputs the whole last layer, which is wrong when it holds
+    more than the motor neurons (e.g. ``FullyConnected(units, output_dim < units)``, where
+    ncps's ``proj_size`` layer then fails on the size mismatch).
+
+    Parameters: ``layer_{l}.ff1`` ... as in ncps, so ncps weights load by name.
+
+    Args:
+        input_size (int, optional): Input features; builds the wiring if given.
+        wiring (Wiring): The circuit.
+        mode (str): CfC mode of every layer (``"default"``, ``"pure"``, ``"no_gate"``).
+    """
+
+    def __init__(self, input_size: int | None, wiring: Wiring, mode: str = "default"):
+        super().__init__()
+        if not isinstance(wiring, Wiring):
+            raise TypeError(f"wiring must be an ncps_mlx Wiring, got {type(wiring).__name__}")
+        if input_size is not None:
+            wiring.build(input_size)
+        if not wiring.is_built():
+            raise ValueError("the wiring has no input size: pass input_size or call wiring.build()")
+        self._wiring = wiring
+        self.mode = mode
+        self.layer_sizes = [len(wiring.get_neurons_of_layer(i)) for i in range(wiring.num_layers)]
+        in_features = wiring.input_dim
+        previous = None
+        for index in range(wiring.num_layers):
+            neurons = wiring.get_neurons_of_layer(index)
+            if previous is None:
+                input_mask = wiring.sensory_adjacency_matrix[:, neurons]
+            else:
+                input_mask = wiring.adjacency_matrix[np.ix_(previous, neurons)]
+            mask = np.concatenate([input_mask, np.ones((len(neurons), len(neurons)))], axis=0)
+            cell = CfCCell(
+                in_features,
+                len(neurons),
+                mode,
+                backbone_layers=0,
+                sparsity_mask=mask,
+            )
+            setattr(self, f"layer_{index}", cell)
+            in_features, previous = len(neurons), neurons
+        self._split_points = np.cumsum(self.layer_sizes)[:-1].tolist()
+        order = np.concatenate([wiring.get_neurons_of_layer(i) for i in range(wiring.num_layers)])
+        position = np.empty(wiring.units, np.int64)
+        position[order] = np.arange(wiring.units)
+        motor = position[: wiring.output_dim]
+        contiguous = np.array_equal(motor, np.arange(motor[0], motor[0] + motor.size))
+        self._motor = (
+            slice(int(motor[0]), int(motor[0]) + motor.size) if contiguous else mx.array(motor)
+        )
+
+    @property
+    def layers(self) -> list[CfCCell]:
+        return [getattr(self, f"layer_{i}") for i in range(len(self.layer_sizes))]
+
+    @property
+    def wiring(self) -> Wiring:
+        return self._wiring
+
+    @property
+    def state_size(self) -> int:
+        return self._wiring.units
+
+    @property
+    def motor_size(self) -> int:
+        return self._wiring.output_dim
+
+    output_size = motor_size
+
+    def prepare(self, x: mx.array) -> Prepared:
+        """Layer 0's input projection for all steps; every layer's constants."""
+        first = self.layers[0].prepare(x)
+        params = (first.params,) + tuple(layer.step_params() for layer in self.layers[1:])
+        return Prepared(first.inputs, params)
+
+    def step(self, inputs_t, params, h, ts=1.0):
+        """One step of every layer in order; ``h`` ``(B, N)`` in layer order."""
+        states = mx.split(h, self._split_points, axis=-1)
+        projected = inputs_t[0]
+        new_states = []
+        for index, (layer, layer_params, state) in enumerate(
+            zip(self.layers, params, states, strict=True)
+        ):
+            if index:
+                w_x, b_x = layer_params[0], layer_params[1]
+                projected = mx.addmm(b_x, new_states[-1], w_x.T)
+            new_states.append(layer.advance(projected, layer_params, state, ts))
+        h = mx.concatenate(new_states, axis=-1)
+        return h[..., self._motor], h
+
+    def __call__(self, x: mx.array, h: mx.array, ts=1.0):
+        """One step on ``x`` ``(B, F)``: returns ``(output (B, M), h_new (B, N))``."""
+        prepared = self.prepare(x[None])
+        return self.step(tuple(a[0] for a in prepared.inputs), prepared.params, h, ts)
+
+    def _extra_repr(self) -> str:
+        return (
+            f"layers={self.layer_sizes}, in_features={self._wiring.input_dim}, mode={self.mode!r}"
+        )

@@ -1,0 +1,186 @@
+"""Weights in and out: ncps (PyTorch) state dicts, and safetensors files that rebuild a model.
+
+``load_ncps_state_dict`` copies an ncps 1.0.1 module's ``state_dict()`` into the matching
+ncps_mlx module. ``save_model`` writes a model's weights to a ``.safetensors`` file with its
+constructor arguments and wiring (JSON) in the file's metadata, so ``load_model`` rebuilds it from
+the file alone; nothing in a file is ever executed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import mlx.core as mx
+import numpy as np
+from mlx.utils import tree_flatten, tree_unflatten
+
+from .wirings import Wiring
+
+__all__ = ["load_ncps_state_dict", "save_model", "load_model"]
+
+_METADATA_KEY = "ncps_mlx"
+_FORMAT_VERSION = 1
+
+
+# ---------------------------------------------------------------------- ncps PyTorch weights
+def _to_numpy(value, key: str) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor, read without importing torch
+        value = value.detach().cpu().numpy()
+    try:
+        return np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"state_dict[{key!r}] must be a tensor or array, got {type(value).__name__}"
+        ) from None
+
+
+def _backbone_renames(keys) -> dict[str, str]:
+    """torch ``backbone.{i}`` indexes an nn.Sequential with activations; ours counts Linears."""
+    renames = {}
+    pattern = re.compile(r"^(.*backbone)\.(\d+)\.(weight|bias)$")
+    by_prefix: dict[str, set[int]] = {}
+    for key in keys:
+        match = pattern.match(key)
+        if match:
+            by_prefix.setdefault(match.group(1), set()).add(int(match.group(2)))
+    for prefix, indices in by_prefix.items():
+        for rank, index in enumerate(sorted(indices)):
+            for kind in ("weight", "bias"):
+                renames[f"{prefix}.{index}.{kind}"] = f"{prefix}.{rank}.{kind}"
+    return renames
+
+
+def _masks(model) -> dict[str, np.ndarray]:
+    """The wiring masks ncps stores as non-trainable 'parameters', under ncps's names."""
+    masks = {}
+    for name, module in model.named_modules():
+        prefix = f"{name}." if name else ""
+        for attribute, ncps_name in (
+            ("_sparsity_mask", "sparsity_mask"),
+            ("_sensory_sparsity_mask", "sensory_sparsity_mask"),
+        ):
+            value = getattr(module, attribute, None)
+            if isinstance(value, mx.array):
+                masks[prefix + ncps_name] = np.array(value)
+    return masks
+
+
+def load_ncps_state_dict(model, state_dict, strict: bool = True):
+    """Load an ncps 1.0.1 PyTorch module's ``state_dict()`` into the equivalent ncps_mlx module.
+
+    Parameter names follow ncps, except the CfC backbone, whose torch indices (which count
+    activation and dropout modules) are renumbered. ncps's ``sparsity_mask`` entries are not
+    loaded: they are compared with this model's wiring masks.
+
+    Args:
+        model: An ncps_mlx module built with the same arguments and wiring as the ncps one.
+        state_dict: Mapping of names to torch tensors or numpy arrays.
+        strict: Require every parameter of ``model`` to be present.
+
+    Returns:
+        The model.
+
+    Raises:
+        ValueError: On unknown names, missing parameters (if ``strict``), shape mismatches, or
+            masks that differ from the model's wiring.
+    """
+    arrays = {key: _to_numpy(value, key) for key, value in state_dict.items()}
+    renames = _backbone_renames(arrays)
+    expected = dict(tree_flatten(model.parameters()))
+    masks = _masks(model)
+    loaded = {}
+    for key, value in arrays.items():
+        if key in masks:
+            if value.shape != masks[key].shape or not np.array_equal(value != 0, masks[key] != 0):
+                raise ValueError(f"state_dict[{key!r}] does not match this model's wiring")
+            continue
+        name = renames.get(key, key)
+        if name not in expected:
+            raise ValueError(
+                f"state_dict has {key!r}, which this {type(model).__name__} does not have"
+            )
+        if tuple(expected[name].shape) != value.shape:
+            raise ValueError(
+                f"state_dict[{key!r}] has shape {value.shape}, "
+                f"expected {tuple(expected[name].shape)}"
+            )
+        loaded[name] = mx.array(value)
+    missing = sorted(set(expected) - set(loaded))
+    if strict and missing:
+        raise ValueError(f"state_dict is missing parameters {missing}")
+    model.update(tree_unflatten(list(loaded.items())))
+    return model
+
+
+# ---------------------------------------------------------------------- self-describing files
+def _model_classes() -> dict[str, type]:
+    from .rnn import LTC, CfC
+
+    return {"CfC": CfC, "LTC": LTC}
+
+
+def save_model(model, path: str | os.PathLike) -> None:
+    """Write ``model``'s parameters to ``path`` (safetensors) with what rebuilds it.
+
+    The metadata holds the class name, the constructor arguments and, for wired models, the
+    wiring's config (synapse list), as JSON.
+    """
+    classes = _model_classes()
+    name = type(model).__name__
+    if classes.get(name) is not type(model):
+        raise TypeError(f"save_model supports {sorted(classes)}, got {name}")
+    wiring = getattr(model, "wiring", None)
+    description = {
+        "version": _FORMAT_VERSION,
+        "class": name,
+        "config": model._config,
+        "wiring": None if model._config["units"] is not None else wiring.get_config(),
+    }
+    weights = dict(tree_flatten(model.parameters()))
+    mx.save_safetensors(os.fspath(path), weights, metadata={_METADATA_KEY: json.dumps(description)})
+
+
+def _read_description(path) -> tuple[dict, dict]:
+    try:
+        weights, metadata = mx.load(os.fspath(path), format="safetensors", return_metadata=True)
+    except (RuntimeError, ValueError, OSError) as error:
+        raise ValueError(
+            f"{os.fspath(path)!r} is not a readable safetensors file: {error}"
+        ) from None
+    if _METADATA_KEY not in metadata:
+        raise ValueError(f"{os.fspath(path)!r} was not written by ncps_mlx.io.save_model")
+    try:
+        description = json.loads(metadata[_METADATA_KEY])
+    except json.JSONDecodeError:
+        raise ValueError(f"{os.fspath(path)!r} has corrupt ncps_mlx metadata") from None
+    if not isinstance(description, dict) or description.get("version") != _FORMAT_VERSION:
+        raise ValueError(f"{os.fspath(path)!r} has an unsupported ncps_mlx format version")
+    return weights, description
+
+
+def load_model(path: str | os.PathLike):
+    """Rebuild a model written by :func:`save_model` and load its weights.
+
+    Raises:
+        ValueError: If the file is not a safetensors file written by :func:`save_model`, names an
+            unknown class, or its weights do not fit the rebuilt model.
+    """
+    weights, description = _read_description(path)
+    cls = _model_classes().get(description.get("class"))
+    if cls is None:
+        raise ValueError(
+            f"{os.fspath(path)!r} names an unknown model class {description.get('class')!r}"
+        )
+    config = dict(description.get("config") or {})
+    if config.get("units") is None:
+        config["units"] = Wiring.from_config(description.get("wiring"))
+    try:
+        model = cls(**config)
+    except TypeError as error:
+        raise ValueError(
+            f"{os.fspath(path)!r} has a config that does not fit {cls.__name__}: {error}"
+        ) from None
+    model.load_weights(list(weights.items()), strict=True)
+    return model

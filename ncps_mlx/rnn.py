@@ -1,0 +1,382 @@
+"""Sequence modules ``LTC`` and ``CfC``: the time loop around a cell, with ncps's signatures.
+
+Both share :class:`LiquidSequence`, which normalises the input layout (batch-first, time-major or
+unbatched), timespans (scalar, per step and batch), an optional padding mask and mixed memory,
+runs the state-independent part of the cell for all steps before the loop, and keeps the loop
+body to the recurrent term.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+from .cells import CfCCell, LSTMCell, LTCCell, Prepared, WiredCfCCell
+from .wirings import FullyConnected, Wiring
+from .wirings.synapses import check_int
+
+__all__ = ["LiquidSequence", "LTC", "CfC"]
+
+
+class LiquidSequence(nn.Module):
+    """Runs a cell over a sequence; base class of :class:`LTC` and :class:`CfC`.
+
+    Subclasses set ``rnn_cell`` (an object with ``prepare``/``step``), ``state_size``,
+    optionally ``lstm`` (mixed memory) and implement :meth:`readout`.
+
+    Call: ``model(x, hx=None, timespans=None, mask=None) -> (outputs, hx)``.
+
+    * ``x``: ``(B, T, F)`` if ``batch_first`` else ``(T, B, F)``; or unbatched ``(T, F)``.
+    * ``hx``: initial state ``(B, N)`` (``(N,)`` unbatched), a tuple ``(h, c)`` with mixed
+      memory; zeros if None.
+    * ``timespans``: elapsed time of each step: a scalar, or shaped like ``x`` without its
+      feature axis (``(B, T)``), optionally with a trailing 1 (``(B, T, 1)``). Finite, >= 0
+      (> 0 for LTC). Default 1.
+    * ``mask``: boolean, shaped like ``x`` without its feature axis; False marks padding.
+      Padded steps leave the state unchanged and repeat the previous output, so the final
+      state and the ``return_sequences=False`` output are those of the last valid step.
+
+    Returns ``(outputs, hx)``: outputs ``(B, T, O)`` (or ``(B, O)`` if not
+    ``return_sequences``; time-major and unbatched layouts follow ``x``), and the final state in
+    the layout of ``hx``.
+    """
+
+    #: Smallest allowed timespan; LTC divides by it, so it overrides this with a strict bound.
+    timespans_must_be_positive = False
+
+    def __init__(
+        self, input_size: int, return_sequences: bool, batch_first: bool, mixed_memory: bool
+    ):
+        super().__init__()
+        self.input_size = check_int(input_size, "input_size", minimum=1)
+        self.return_sequences = bool(return_sequences)
+        self.batch_first = bool(batch_first)
+        self.use_mixed = bool(mixed_memory)
+        #: Fuse each step's operations with ``mx.compile`` (same results, fewer kernel launches).
+        self.compile_steps = True
+        self._compiled_step = None
+
+    def readout(self, outputs: mx.array) -> mx.array:
+        """Map the stacked step outputs ``(T, B, ·)`` to the module's outputs."""
+        return outputs
+
+    def save_weights(self, file: str) -> None:
+        """Save weights; a ``.safetensors`` file also stores the config and wiring (see
+        :func:`ncps_mlx.io.save_model`), so :func:`ncps_mlx.io.load_model` rebuilds the model."""
+        if str(file).endswith(".safetensors"):
+            from .io import save_model
+
+            save_model(self, file)
+        else:
+            super().save_weights(file)
+
+    # ------------------------------------------------------------------ the loop
+    def __call__(self, x, hx=None, timespans=None, mask=None):
+        x = _as_float_array(x, "x")
+        batched = x.ndim == 3
+        if x.ndim not in (2, 3):
+            raise ValueError(
+                f"x must be (B, T, F), (T, B, F) or unbatched (T, F); got shape {x.shape}"
+            )
+        if x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"x has {x.shape[-1]} features but the module expects input_size={self.input_size}"
+            )
+        x = self._time_major(x, batched)  # (T, B, F)
+        steps, batch = x.shape[0], x.shape[1]
+        ts = self._timespans(timespans, steps, batch, batched)
+        step_mask = self._mask(mask, steps, batch, batched)
+        h, c = self._initial_state(hx, batch, batched)
+
+        prepared = self.rnn_cell.prepare(x)
+        memory = self.lstm.prepare(x) if self.use_mixed else Prepared((), ())
+        step = self._step_function()
+        outputs, y = [], 0.0
+        for t in range(steps):
+            y, h, c = step(
+                tuple(a[t] for a in prepared.inputs),
+                prepared.params,
+                tuple(a[t] for a in memory.inputs),
+                memory.params,
+                h,
+                c,
+                ts[t] if isinstance(ts, mx.array) else ts,
+                None if step_mask is None else step_mask[t],
+                y,
+            )
+            if self.return_sequences:
+                outputs.append(y)
+        readout = self.readout(mx.stack(outputs) if self.return_sequences else y[None])
+        return self._restore_layout(readout, h, c, batched)
+
+    def _sequence_step(self, inputs_t, params, memory_t, memory_params, h, c, ts, valid, y_prev):
+        """One step of the loop: mixed memory, the cell, and the padding mask."""
+        h_before, c_before = h, c
+        if self.use_mixed:
+            _, (h, c) = LSTMCell.step(memory_t, memory_params, (h, c))
+        y, h = self.rnn_cell.step(inputs_t, params, h, ts)
+        if valid is not None:
+            h = mx.where(valid, h, h_before)
+            c = None if c is None else mx.where(valid, c, c_before)
+            y = mx.where(valid, y, y_prev)
+        return y, h, c
+
+    def _step_function(self):
+        """:meth:`_sequence_step`, compiled with ``mx.compile`` unless ``compile_steps`` is off
+        or the step draws random numbers (backbone dropout in training mode)."""
+        random = self.training and getattr(self.rnn_cell, "backbone_dropout", 0.0) > 0.0
+        if not self.compile_steps or random:
+            return self._sequence_step
+        if self._compiled_step is None:
+            self._compiled_step = mx.compile(self._sequence_step)
+        return self._compiled_step
+
+    # ------------------------------------------------------------------ layouts and checks
+    def _time_major(self, x, batched):
+        if not batched:
+            return x[:, None, :]
+        return x if not self.batch_first else x.transpose(1, 0, 2)
+
+    def _restore_layout(self, readout, h, c, batched):
+        """``readout`` ``(T, B, O)`` (``(1, B, O)``: last step only) -> the input's layout."""
+        if not batched:  # unbatched inputs ran as (T, 1, F)
+            readout = readout[:, 0] if self.return_sequences else readout[0, 0]
+            h, c = h[0], None if c is None else c[0]
+        elif not self.return_sequences:
+            readout = readout[0]
+        elif self.batch_first:
+            readout = readout.transpose(1, 0, 2)
+        return readout, ((h, c) if self.use_mixed else h)
+
+    def _leading_layout(self, array, name, steps, batch, batched):
+        """Bring a per-step array (``x``'s layout without features) to ``(T, B, 1)``."""
+        if array.ndim == (3 if batched else 2) and array.shape[-1] == 1:
+            array = array[..., 0]
+        expected = ((batch, steps) if self.batch_first else (steps, batch)) if batched else (steps,)
+        if array.shape != expected:
+            raise ValueError(
+                f"{name} must be a scalar or have shape {expected} (optionally with a trailing 1) "
+                f"to match x; got {array.shape}"
+            )
+        if not batched:
+            array = array[:, None]
+        elif self.batch_first:
+            array = array.T
+        return array[..., None]
+
+    def _timespans(self, timespans, steps, batch, batched):
+        if timespans is None:
+            return 1.0
+        ts = _as_float_array(timespans, "timespans")
+        finite = bool(mx.all(mx.isfinite(ts)).item())
+        smallest = float(mx.min(ts).item()) if ts.size else 1.0
+        bound = "> 0" if self.timespans_must_be_positive else ">= 0"
+        if not finite or smallest < 0 or (self.timespans_must_be_positive and smallest == 0):
+            raise ValueError(
+                f"timespans must be finite and {bound}; "
+                f"got a value {smallest if finite else 'inf/nan'}"
+            )
+        if ts.ndim == 0:
+            return float(ts.item())
+        return self._leading_layout(ts, "timespans", steps, batch, batched)
+
+    def _mask(self, mask, steps, batch, batched):
+        if mask is None:
+            return None
+        mask = mx.array(mask) if not isinstance(mask, mx.array) else mask
+        if mask.dtype != mx.bool_:
+            raise TypeError(f"mask must be boolean (True = valid step), got dtype {mask.dtype}")
+        return self._leading_layout(mask, "mask", steps, batch, batched)
+
+    def _initial_state(self, hx, batch, batched):
+        shape = (batch, self.state_size)
+        if hx is None:
+            return mx.zeros(shape), (mx.zeros(shape) if self.use_mixed else None)
+        if self.use_mixed:
+            if not (isinstance(hx, tuple | list) and len(hx) == 2):
+                raise ValueError("with mixed_memory=True, hx must be a tuple (h, c)")
+            states = [
+                _as_float_array(s, name) for s, name in zip(hx, ("hx[0]", "hx[1]"), strict=True)
+            ]
+        else:
+            states = [_as_float_array(hx, "hx")]
+        expected = shape if batched else (self.state_size,)
+        for state in states:
+            if state.shape != expected:
+                raise ValueError(f"hx must have shape {expected}, got {state.shape}")
+        states = [state if batched else state[None] for state in states]
+        return states[0], (states[1] if self.use_mixed else None)
+
+
+class LTC(LiquidSequence):
+    """A liquid time-constant RNN over sequences (ncps's ``LTC`` signature).
+
+    Args:
+        input_size (int): Input features ``F``.
+        units (int | Wiring): Neuron count (a :class:`~ncps_mlx.wirings.FullyConnected` wiring)
+            or a wiring; outputs are its ``output_dim`` motor neurons.
+        return_sequences (bool): Return every step's output, else only the last.
+        batch_first (bool): ``(B, T, F)`` if True, ``(T, B, F)`` if False.
+        mixed_memory (bool): Add an LSTM memory cell before the LTC cell at every step.
+        input_mapping, output_mapping, ode_unfolds, epsilon, implicit_param_constraints, sparse:
+            See :class:`~ncps_mlx.cells.LTCCell` (here ``implicit_param_constraints=True`` by
+            default, as in ncps; ``sparse`` is ours).
+    """
+
+    timespans_must_be_positive = True
+
+    def __init__(
+        self,
+        input_size: int,
+        units,
+        return_sequences: bool = True,
+        batch_first: bool = True,
+        mixed_memory: bool = False,
+        input_mapping="affine",
+        output_mapping="affine",
+        ode_unfolds: int = 6,
+        epsilon: float = 1e-8,
+        implicit_param_constraints: bool = True,
+        sparse: bool | None = None,
+    ):
+        super().__init__(input_size, return_sequences, batch_first, mixed_memory)
+        wiring = _wiring_for(units, input_size)
+        self.rnn_cell = LTCCell(
+            wiring,
+            input_size,
+            input_mapping=input_mapping,
+            output_mapping=output_mapping,
+            ode_unfolds=ode_unfolds,
+            epsilon=epsilon,
+            implicit_param_constraints=implicit_param_constraints,
+            sparse=sparse,
+        )
+        self.wiring = wiring
+        self.state_size = wiring.units
+        self.output_size = wiring.output_dim
+        if self.use_mixed:
+            self.lstm = LSTMCell(input_size, self.state_size)
+        self._config = {
+            "input_size": self.input_size,
+            "units": wiring.units if isinstance(units, numbers.Integral) else None,
+            "return_sequences": self.return_sequences,
+            "batch_first": self.batch_first,
+            "mixed_memory": self.use_mixed,
+            "input_mapping": input_mapping,
+            "output_mapping": output_mapping,
+            "ode_unfolds": ode_unfolds,
+            "epsilon": epsilon,
+            "implicit_param_constraints": implicit_param_constraints,
+            "sparse": sparse,
+        }
+
+    def readout(self, outputs):
+        return self.rnn_cell.map_outputs(outputs)
+
+
+class CfC(LiquidSequence):
+    """A closed-form continuous-time RNN over sequences (ncps's ``CfC`` signature).
+
+    Args:
+        input_size (int): Input features ``F``.
+        units (int | Wiring): Hidden size of a dense :class:`~ncps_mlx.cells.CfCCell`, or a
+            wiring for a :class:`~ncps_mlx.cells.WiredCfCCell` (outputs: its motor neurons).
+        proj_size (int, optional): Add a linear layer ``fc`` mapping outputs to ``proj_size``.
+        return_sequences (bool): Return every step's output, else only the last.
+        batch_first (bool): ``(B, T, F)`` if True, ``(T, B, F)`` if False.
+        mixed_memory (bool): Add an LSTM memory cell before the CfC cell at every step.
+        mode (str): ``"default"``, ``"pure"`` or ``"no_gate"``.
+        activation (str): Backbone activation (dense mode only).
+        backbone_units, backbone_layers, backbone_dropout: Backbone shape (dense mode only;
+            defaults 128, 1, 0.0). Passing them with a wiring is an error, as in ncps.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        units,
+        proj_size: int | None = None,
+        return_sequences: bool = True,
+        batch_first: bool = True,
+        mixed_memory: bool = False,
+        mode: str = "default",
+        activation: str = "lecun_tanh",
+        backbone_units: int | None = None,
+        backbone_layers: int | None = None,
+        backbone_dropout: float | None = None,
+    ):
+        super().__init__(input_size, return_sequences, batch_first, mixed_memory)
+        if isinstance(units, Wiring):
+            for name, value in (
+                ("backbone_units", backbone_units),
+                ("backbone_layers", backbone_layers),
+                ("backbone_dropout", backbone_dropout),
+            ):
+                if value is not None:
+                    raise ValueError(
+                        f"{name} cannot be used with a wiring (wired CfC has no backbone)"
+                    )
+            self.wiring = units
+            self.rnn_cell = WiredCfCCell(input_size, units, mode)
+            self.state_size, self.output_size = units.units, self.rnn_cell.motor_size
+        else:
+            self.rnn_cell = CfCCell(
+                input_size,
+                units,
+                mode,
+                activation,
+                128 if backbone_units is None else backbone_units,
+                1 if backbone_layers is None else backbone_layers,
+                0.0 if backbone_dropout is None else backbone_dropout,
+            )
+            self.state_size = self.output_size = self.rnn_cell.hidden_size
+        self.proj_size = None if proj_size is None else check_int(proj_size, "proj_size", minimum=1)
+        if self.proj_size is not None:
+            self.fc = nn.Linear(self.output_size, self.proj_size)
+        if self.use_mixed:
+            self.lstm = LSTMCell(input_size, self.state_size)
+        self._config = {
+            "input_size": self.input_size,
+            "units": None if isinstance(units, Wiring) else self.state_size,
+            "proj_size": self.proj_size,
+            "return_sequences": self.return_sequences,
+            "batch_first": self.batch_first,
+            "mixed_memory": self.use_mixed,
+            "mode": mode,
+            "activation": activation,
+            "backbone_units": backbone_units,
+            "backbone_layers": backbone_layers,
+            "backbone_dropout": backbone_dropout,
+        }
+
+    def readout(self, outputs):
+        return self.fc(outputs) if self.proj_size is not None else outputs
+
+
+def _wiring_for(units, input_size: int) -> Wiring:
+    """A wiring given as is, or ``FullyConnected(units)`` for an int (as ncps)."""
+    if isinstance(units, Wiring):
+        if units.input_dim is not None and units.input_dim != input_size:
+            raise ValueError(
+                f"the wiring was built for input_dim={units.input_dim} but input_size={input_size}"
+            )
+        return units
+    return FullyConnected(check_int(units, "units", minimum=1))
+
+
+def _as_float_array(value, name: str) -> mx.array:
+    if isinstance(value, mx.array):
+        array = value
+    else:
+        try:
+            array = mx.array(np.asarray(value, dtype=np.float32))
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{name} must be an array of numbers, got {type(value).__name__}"
+            ) from None
+    if not mx.issubdtype(array.dtype, mx.floating):
+        array = array.astype(mx.float32)
+    return array
