@@ -37,18 +37,34 @@ def _to_numpy(value, key: str) -> np.ndarray:
 
 
 def _backbone_renames(keys) -> dict[str, str]:
-    """torch ``backbone.{i}`` indexes an nn.Sequential with activations; ours counts Linears."""
-    renames = {}
+    """torch ``backbone.{i}`` indexes ncps's nn.Sequential; ours counts the Linear layers.
+
+    ncps builds ``[Linear, act]`` then ``[Linear, act]`` per further layer, with a Dropout
+    after each further layer's activation when dropout > 0: Linears sit at 0, 2, 4, ... or at
+    0, 2, 5, 8, ... The layout is recognised from the indices present.
+
+    Raises:
+        ValueError: If the indices fit neither layout.
+    """
     pattern = re.compile(r"^(.*backbone)\.(\d+)\.(weight|bias)$")
     by_prefix: dict[str, set[int]] = {}
     for key in keys:
         match = pattern.match(key)
         if match:
             by_prefix.setdefault(match.group(1), set()).add(int(match.group(2)))
+    renames = {}
     for prefix, indices in by_prefix.items():
-        for rank, index in enumerate(sorted(indices)):
+        if all(index % 2 == 0 for index in indices):
+            layer_of = {index: index // 2 for index in indices}
+        elif all(index == 0 or (index - 2) % 3 == 0 for index in indices):
+            layer_of = {index: 0 if index == 0 else (index - 2) // 3 + 1 for index in indices}
+        else:
+            raise ValueError(
+                f"unrecognised ncps backbone layout {sorted(indices)} under {prefix!r}"
+            )
+        for index, layer in layer_of.items():
             for kind in ("weight", "bias"):
-                renames[f"{prefix}.{index}.{kind}"] = f"{prefix}.{rank}.{kind}"
+                renames[f"{prefix}.{index}.{kind}"] = f"{prefix}.{layer}.{kind}"
     return renames
 
 
@@ -173,12 +189,14 @@ def load_model(path: str | os.PathLike):
         raise ValueError(
             f"{os.fspath(path)!r} names an unknown model class {description.get('class')!r}"
         )
-    config = dict(description.get("config") or {})
-    if config.get("units") is None:
-        config["units"] = Wiring.from_config(description.get("wiring"))
+    config = description.get("config")
+    if not isinstance(config, dict):
+        raise ValueError(f"{os.fspath(path)!r} has no model config in its metadata")
     try:
+        if config.get("units") is None:
+            config = dict(config, units=Wiring.from_config(description.get("wiring")))
         model = cls(**config)
-    except TypeError as error:
+    except (TypeError, ValueError) as error:
         raise ValueError(
             f"{os.fspath(path)!r} has a config that does not fit {cls.__name__}: {error}"
         ) from None

@@ -35,9 +35,11 @@ class LiquidSequence(nn.Module):
     * ``timespans``: elapsed time of each step: a scalar, or shaped like ``x`` without its
       feature axis (``(B, T)``), optionally with a trailing 1 (``(B, T, 1)``). Finite, >= 0
       (> 0 for LTC). Default 1.
-    * ``mask``: boolean, shaped like ``x`` without its feature axis; False marks padding.
-      Padded steps leave the state unchanged and repeat the previous output, so the final
-      state and the ``return_sequences=False`` output are those of the last valid step.
+    * ``mask``: boolean, shaped like ``x`` without its feature axis (optionally with a
+      trailing 1); False marks padding. Padded steps leave the state unchanged and repeat the
+      previous output (before the first valid step: the output of ``hx``), so the final state
+      and the ``return_sequences=False`` output are those of the last valid step. Inputs and
+      timespans at padded steps are ignored (they may hold anything, NaN included).
 
     Returns ``(outputs, hx)``: outputs ``(B, T, O)`` (or ``(B, O)`` if not
     ``return_sequences``; time-major and unbatched layouts follow ``x``), and the final state in
@@ -87,14 +89,17 @@ class LiquidSequence(nn.Module):
             )
         x = self._time_major(x, batched)  # (T, B, F)
         steps, batch = x.shape[0], x.shape[1]
-        ts = self._timespans(timespans, steps, batch, batched)
         step_mask = self._mask(mask, steps, batch, batched)
+        ts = self._timespans(timespans, steps, batch, batched, step_mask)
         h, c = self._initial_state(hx, batch, batched)
+        if step_mask is not None:
+            # Padded steps are computed and discarded: keep their values finite for gradients.
+            x = mx.where(step_mask, x, 0.0)
 
         prepared = self.rnn_cell.prepare(x)
         memory = self.lstm.prepare(x) if self.use_mixed else Prepared((), ())
         step = self._step_function()
-        outputs, y = [], 0.0
+        outputs, y = [], 0.0 if step_mask is None else self.rnn_cell.output_of_state(h)
         for t in range(steps):
             y, h, c = step(
                 tuple(a[t] for a in prepared.inputs),
@@ -167,10 +172,15 @@ class LiquidSequence(nn.Module):
             array = array.T
         return array[..., None]
 
-    def _timespans(self, timespans, steps, batch, batched):
+    def _timespans(self, timespans, steps, batch, batched, step_mask):
+        """Validate timespans (at valid steps) and bring them to a float or ``(T, B, 1)``."""
         if timespans is None:
             return 1.0
         ts = _as_float_array(timespans, "timespans")
+        if ts.ndim:
+            ts = self._leading_layout(ts, "timespans", steps, batch, batched)
+            if step_mask is not None:
+                ts = mx.where(step_mask, ts, 1.0)  # padded steps' timespans are ignored
         finite = bool(mx.all(mx.isfinite(ts)).item())
         smallest = float(mx.min(ts).item()) if ts.size else 1.0
         bound = "> 0" if self.timespans_must_be_positive else ">= 0"
@@ -179,9 +189,7 @@ class LiquidSequence(nn.Module):
                 f"timespans must be finite and {bound}; "
                 f"got a value {smallest if finite else 'inf/nan'}"
             )
-        if ts.ndim == 0:
-            return float(ts.item())
-        return self._leading_layout(ts, "timespans", steps, batch, batched)
+        return ts if ts.ndim else float(ts.item())
 
     def _mask(self, mask, steps, batch, batched):
         if mask is None:

@@ -156,6 +156,10 @@ class CfCCell(nn.Module):
         keep = 1.0 - self.backbone_dropout
         return mx.where(mx.random.bernoulli(keep, z.shape), z / keep, 0.0)
 
+    def output_of_state(self, h: mx.array) -> mx.array:
+        """The step output a state stands for: ``h`` itself."""
+        return h
+
     def __call__(self, x: mx.array, h: mx.array, ts=1.0):
         """One step on ``x`` ``(B, F)``: returns ``(output, h_new)``, both ``(B, H)``."""
         prepared = self.prepare(x[None])

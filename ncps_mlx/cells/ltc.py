@@ -213,6 +213,10 @@ class LTCCell(nn.Module):
             v = (cm_t * v + numerator_base + numerator) / (denominator_base + denominator)
         return v, v
 
+    def output_of_state(self, v: mx.array) -> mx.array:
+        """The step output a state stands for (before :meth:`map_outputs`): ``v`` itself."""
+        return v
+
     def __call__(self, x: mx.array, v: mx.array, elapsed_time=1.0):
         """One step on ``x`` ``(B, F)``: returns ``(outputs (B, M), v_new (B, N))``."""
         prepared = self.prepare(x[None])

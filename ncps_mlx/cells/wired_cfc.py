@@ -113,6 +113,10 @@ class WiredCfCCell(nn.Module):
         h = mx.concatenate(new_states, axis=-1)
         return h[..., self._motor], h
 
+    def output_of_state(self, h: mx.array) -> mx.array:
+        """The step output a state stands for: its motor neurons."""
+        return h[..., self._motor]
+
     def __call__(self, x: mx.array, h: mx.array, ts=1.0):
         """One step on ``x`` ``(B, F)``: returns ``(output (B, M), h_new (B, N))``."""
         prepared = self.prepare(x[None])
