@@ -18,8 +18,11 @@ from typing import NamedTuple
 import mlx.core as mx
 import mlx.nn as nn
 
+from ..wirings import Wiring
+
 __all__ = [
     "Prepared",
+    "WiredCell",
     "lecun_tanh",
     "get_activation",
     "ACTIVATIONS",
@@ -75,3 +78,42 @@ def xavier_uniform(out_features: int, in_features: int) -> mx.array:
     """Glorot/Xavier uniform init of an ``(out, in)`` weight (gain 1, as in torch)."""
     bound = math.sqrt(6.0 / (in_features + out_features))
     return mx.random.uniform(-bound, bound, (out_features, in_features))
+
+
+class WiredCell:
+    """Sizes of a cell whose neurons are a wiring's (mixed into LTCCell and WiredCfCCell)."""
+
+    def _attach_wiring(self, wiring: Wiring, input_size: int | None, input_name: str) -> None:
+        """Build ``wiring`` with ``input_size`` if given; it must know its input size after."""
+        if not isinstance(wiring, Wiring):
+            raise TypeError(f"wiring must be an ncps_mlx Wiring, got {type(wiring).__name__}")
+        if input_size is not None:
+            wiring.build(input_size)
+        if not wiring.is_built():
+            raise ValueError(
+                f"the wiring has no input size: pass {input_name} or call wiring.build()"
+            )
+        self._wiring = wiring
+
+    @property
+    def wiring(self) -> Wiring:
+        return self._wiring
+
+    @property
+    def state_size(self) -> int:
+        """Number of neurons ``N``."""
+        return self._wiring.units
+
+    @property
+    def sensory_size(self) -> int:
+        """Number of inputs ``F``."""
+        return self._wiring.input_dim
+
+    @property
+    def motor_size(self) -> int:
+        """Number of motor (output) neurons ``M``."""
+        return self._wiring.output_dim
+
+    @property
+    def output_size(self) -> int:
+        return self.motor_size

@@ -7,7 +7,7 @@ import mlx.nn as nn
 
 from ..wirings import Wiring
 from ..wirings.synapses import check_int
-from .common import Prepared
+from .common import Prepared, WiredCell
 from .fan_in import FanInTable, fan_in_table, gather_synapse_values
 
 __all__ = ["LTCCell"]
@@ -26,7 +26,7 @@ _INIT_RANGES = {
 }
 
 
-class LTCCell(nn.Module):
+class LTCCell(WiredCell, nn.Module):
     r"""A `liquid time-constant <https://ojs.aaai.org/index.php/AAAI/article/view/16936>`_ cell.
 
     Neuron potentials :math:`v \in \mathbb{R}^N` follow the ODE
@@ -84,18 +84,10 @@ class LTCCell(nn.Module):
         sparse: bool | None = None,
     ):
         super().__init__()
-        if not isinstance(wiring, Wiring):
-            raise TypeError(f"wiring must be an ncps_mlx Wiring, got {type(wiring).__name__}")
-        if in_features is not None:
-            wiring.build(in_features)
-        if not wiring.is_built():
-            raise ValueError(
-                "the wiring has no input size: pass in_features or call wiring.build()"
-            )
+        self._attach_wiring(wiring, in_features, "in_features")
         for name, mapping in (("input_mapping", input_mapping), ("output_mapping", output_mapping)):
             if mapping not in _MAPPINGS:
                 raise ValueError(f"{name} must be one of {_MAPPINGS}, got {mapping!r}")
-        self._wiring = wiring
         self.input_mapping = input_mapping
         self.output_mapping = output_mapping
         self.ode_unfolds = check_int(ode_unfolds, "ode_unfolds", minimum=1)
@@ -107,24 +99,6 @@ class LTCCell(nn.Module):
         n, f = self.state_size, self.sensory_size
         self._fan_in = _table_if_sparse(sparse, wiring.synapses(), n, n)
         self._sensory_fan_in = _table_if_sparse(sparse, wiring.sensory_synapses(), f, n)
-
-    @property
-    def wiring(self) -> Wiring:
-        return self._wiring
-
-    @property
-    def state_size(self) -> int:
-        return self._wiring.units
-
-    @property
-    def sensory_size(self) -> int:
-        return self._wiring.input_dim
-
-    @property
-    def motor_size(self) -> int:
-        return self._wiring.output_dim
-
-    output_size = motor_size
 
     def _allocate_parameters(self):
         n, f, m = self.state_size, self.sensory_size, self.motor_size

@@ -8,12 +8,12 @@ import numpy as np
 
 from ..wirings import Wiring
 from .cfc import CfCCell
-from .common import Prepared
+from .common import Prepared, WiredCell
 
 __all__ = ["WiredCfCCell"]
 
 
-class WiredCfCCell(nn.Module):
+class WiredCfCCell(WiredCell, nn.Module):
     r"""A stack of backbone-free :class:`CfCCell`\ s, one per wiring layer, masked by the wiring.
 
     Layer ``l`` holds the neurons ``wiring.get_neurons_of_layer(l)`` (for an NCP: inter, command,
@@ -37,13 +37,7 @@ class WiredCfCCell(nn.Module):
 
     def __init__(self, input_size: int | None, wiring: Wiring, mode: str = "default"):
         super().__init__()
-        if not isinstance(wiring, Wiring):
-            raise TypeError(f"wiring must be an ncps_mlx Wiring, got {type(wiring).__name__}")
-        if input_size is not None:
-            wiring.build(input_size)
-        if not wiring.is_built():
-            raise ValueError("the wiring has no input size: pass input_size or call wiring.build()")
-        self._wiring = wiring
+        self._attach_wiring(wiring, input_size, "input_size")
         self.mode = mode
         self.layer_sizes = [len(wiring.get_neurons_of_layer(i)) for i in range(wiring.num_layers)]
         in_features = wiring.input_dim
@@ -77,20 +71,6 @@ class WiredCfCCell(nn.Module):
     @property
     def layers(self) -> list[CfCCell]:
         return [getattr(self, f"layer_{i}") for i in range(len(self.layer_sizes))]
-
-    @property
-    def wiring(self) -> Wiring:
-        return self._wiring
-
-    @property
-    def state_size(self) -> int:
-        return self._wiring.units
-
-    @property
-    def motor_size(self) -> int:
-        return self._wiring.output_dim
-
-    output_size = motor_size
 
     def prepare(self, x: mx.array) -> Prepared:
         """Layer 0's input projection for all steps; every layer's constants."""
