@@ -1,7 +1,23 @@
 """Wirings: sparse synapse graphs of neural circuits (numpy + networkx, no MLX import)."""
 
+from . import patterns
 from .base import Wiring
 from .classic import NCP, AutoNCP, FullyConnected, Random
+from .grouped import GroupedWiring
+from .patterns import add_attention_head, add_residual_block, add_skip_connection, connect
 from .sampling import EXACT_DRAW_LIMIT
 
-__all__ = ["Wiring", "FullyConnected", "Random", "NCP", "AutoNCP", "EXACT_DRAW_LIMIT"]
+__all__ = [
+    "Wiring",
+    "GroupedWiring",
+    "FullyConnected",
+    "Random",
+    "NCP",
+    "AutoNCP",
+    "patterns",
+    "connect",
+    "add_skip_connection",
+    "add_residual_block",
+    "add_attention_head",
+    "EXACT_DRAW_LIMIT",
+]
