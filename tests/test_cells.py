@@ -14,6 +14,7 @@ import pytest
 from mlx.utils import tree_flatten, tree_unflatten
 
 from ncps_mlx import NCP, AutoNCP, CfCCell, FullyConnected, LSTMCell, LTCCell, WiredCfCCell
+from ncps_mlx.wirings import GroupedWiring, connect
 
 ATOL = 1e-5
 BATCH = 4
@@ -389,3 +390,48 @@ def test_wired_cfc_layers_follow_the_wiring_layers():
 def test_wired_cfc_unknown_mode_is_a_value_error_naming_it():
     with pytest.raises(ValueError, match="gated"):
         WiredCfCCell(3, AutoNCP(8, 2), mode="gated")
+
+
+class _TimeScaled(GroupedWiring):
+    """A small two-group wiring whose hidden group runs ``scale`` times slower."""
+
+    def __init__(self, scale=4.0, seed=0):
+        super().__init__(6)
+        self._scale, self._seed = scale, seed
+        self._define_groups(
+            [("output", 2), ("hidden", 4)],
+            [["hidden"], ["output"]],
+            time_scales={"hidden": scale},
+        )
+        rng = np.random.default_rng(seed)
+        connect(
+            self, self.group("hidden"), self.group("hidden"), fan_in=2, polarity="random", rng=rng
+        )
+        connect(
+            self, self.group("hidden"), self.group("output"), fan_in=3, polarity="random", rng=rng
+        )
+
+    def _build_sensory_synapses(self):
+        connect(self, range(self.input_dim), self.group("hidden"), sensory=True)
+
+    def _config_args(self):
+        return {"scale": self._scale, "seed": self._seed}
+
+
+def test_ltc_capacitance_starts_scaled_by_the_wiring_time_scales():
+    mx.random.seed(3)
+    cm = np.array(LTCCell(_TimeScaled(scale=4.0), 3).cm)
+    assert np.all((cm[:2] >= 0.4) & (cm[:2] <= 0.6))  # ncps's init range
+    assert np.all((cm[2:] >= 1.6) & (cm[2:] <= 2.4))  # four times that range
+
+
+def test_wired_cfc_slow_neurons_see_the_elapsed_time_divided_by_their_scale():
+    slow, unit = WiredCfCCell(3, _TimeScaled(scale=4.0)), WiredCfCCell(3, _TimeScaled(scale=1.0))
+    unit.update(slow.parameters())
+    x, h = mx.random.normal((2, 3)), mx.random.normal((2, 6))
+    # Layer order is hidden | output; only the hidden layer is slowed down.
+    _, h_slow = slow(x, h, ts=2.0)
+    _, h_quarter = unit(x, h, ts=0.5)
+    _, h_full = unit(x, h, ts=2.0)
+    np.testing.assert_allclose(np.array(h_slow[:, :4]), np.array(h_quarter[:, :4]), atol=1e-6)
+    assert not np.allclose(np.array(h_slow[:, :4]), np.array(h_full[:, :4]), atol=1e-4)

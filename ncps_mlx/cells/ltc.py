@@ -56,7 +56,9 @@ class LTCCell(WiredCell, nn.Module):
     Parameters carry ncps's names and shapes: ``gleak, vleak, cm`` ``(N,)``, ``sigma, mu, w,
     erev`` ``(N, N)``, ``sensory_sigma, sensory_mu, sensory_w, sensory_erev`` ``(F, N)``,
     ``input_w, input_b`` ``(F,)``, ``output_w, output_b`` ``(M,)``. The wiring's masks are
-    constants, not parameters.
+    constants, not parameters. ``cm`` is initialised in ncps's range times the wiring's
+    :meth:`~ncps_mlx.wirings.Wiring.neuron_time_scales` (all ones for the classic wirings), so
+    neurons of slow groups start with proportionally longer time constants.
 
     Args:
         wiring (Wiring): The circuit; built here with ``in_features`` if given.
@@ -104,6 +106,8 @@ class LTCCell(WiredCell, nn.Module):
         n, f, m = self.state_size, self.sensory_size, self.motor_size
         for name, shape in (("gleak", (n,)), ("vleak", (n,)), ("cm", (n,))):
             setattr(self, name, _uniform(name, shape))
+        # A neuron's time constant grows with its capacitance: slow groups start slower.
+        self.cm = self.cm * mx.array(self._wiring.neuron_time_scales())
         for name in ("sigma", "mu", "w"):
             setattr(self, name, _uniform(name, (n, n)))
         self.erev = mx.array(self._wiring.erev_initializer(), dtype=mx.float32)

@@ -27,7 +27,10 @@ class WiredCfCCell(WiredCell, nn.Module):
     more than the motor neurons (e.g. ``FullyConnected(units, output_dim < units)``, where
     ncps's ``proj_size`` layer then fails on the size mismatch).
 
-    Parameters: ``layer_{l}.ff1`` ... as in ncps, so ncps weights load by name.
+    Parameters: ``layer_{l}.ff1`` ... as in ncps, so ncps weights load by name. Each neuron
+    sees the elapsed time divided by its wiring time scale
+    (:meth:`~ncps_mlx.wirings.Wiring.neuron_time_scales`, all ones for the classic wirings),
+    so slow groups integrate more slowly.
 
     Args:
         input_size (int, optional): Input features; builds the wiring if given.
@@ -59,6 +62,12 @@ class WiredCfCCell(WiredCell, nn.Module):
             setattr(self, f"layer_{index}", cell)
             in_features, previous = len(neurons), neurons
         self._split_points = np.cumsum(self.layer_sizes)[:-1].tolist()
+        # Neurons of slow groups see proportionally less elapsed time (None: all scales 1).
+        scales = wiring.neuron_time_scales()
+        self._slowdowns = [
+            None if np.all(scales[n] == 1) else mx.array(1.0 / scales[n])
+            for n in (wiring.get_neurons_of_layer(i) for i in range(wiring.num_layers))
+        ]
         order = np.concatenate([wiring.get_neurons_of_layer(i) for i in range(wiring.num_layers)])
         position = np.empty(wiring.units, np.int64)
         position[order] = np.arange(wiring.units)
@@ -83,13 +92,14 @@ class WiredCfCCell(WiredCell, nn.Module):
         states = mx.split(h, self._split_points, axis=-1)
         projected = inputs_t[0]
         new_states = []
-        for index, (layer, layer_params, state) in enumerate(
-            zip(self.layers, params, states, strict=True)
+        for index, (layer, layer_params, state, slowdown) in enumerate(
+            zip(self.layers, params, states, self._slowdowns, strict=True)
         ):
             if index:
                 w_x, b_x = layer_params[0], layer_params[1]
                 projected = mx.addmm(b_x, new_states[-1], w_x.T)
-            new_states.append(layer.advance(projected, layer_params, state, ts))
+            layer_ts = ts if slowdown is None else ts * slowdown
+            new_states.append(layer.advance(projected, layer_params, state, layer_ts))
         h = mx.concatenate(new_states, axis=-1)
         return h[..., self._motor], h
 
