@@ -69,18 +69,23 @@ def _backbone_renames(keys) -> dict[str, str]:
 
 
 def _masks(model) -> dict[str, np.ndarray]:
-    """The wiring masks ncps stores as non-trainable 'parameters', under ncps's names."""
+    """The wiring masks ncps stores as non-trainable 'parameters', under ncps's names.
+
+    Cells that have such masks say so through an ``ncps_buffers()`` method.
+    """
     masks = {}
     for name, module in model.named_modules():
-        prefix = f"{name}." if name else ""
-        for attribute, ncps_name in (
-            ("_sparsity_mask", "sparsity_mask"),
-            ("_sensory_sparsity_mask", "sensory_sparsity_mask"),
-        ):
-            value = getattr(module, attribute, None)
-            if isinstance(value, mx.array):
-                masks[prefix + ncps_name] = np.array(value)
+        if hasattr(module, "ncps_buffers"):
+            prefix = f"{name}." if name else ""
+            masks.update({prefix + key: value for key, value in module.ncps_buffers().items()})
     return masks
+
+
+def _in_our_layout(model, name: str, value: np.ndarray) -> np.ndarray:
+    """Let the cell owning ``name`` convert an ncps parameter to its layout (``from_ncps``)."""
+    path, _, attribute = name.rpartition(".")
+    owner = dict(model.named_modules()).get(path) if path else model
+    return owner.from_ncps(attribute, value) if hasattr(owner, "from_ncps") else value
 
 
 def load_ncps_state_dict(model, state_dict, strict: bool = True):
@@ -113,6 +118,11 @@ def load_ncps_state_dict(model, state_dict, strict: bool = True):
                 raise ValueError(f"state_dict[{key!r}] does not match this model's wiring")
             continue
         name = renames.get(key, key)
+        if name in expected:
+            try:
+                value = _in_our_layout(model, name, value)
+            except ValueError as error:
+                raise ValueError(f"state_dict[{key!r}] {error}") from None
         if name not in expected:
             raise ValueError(
                 f"state_dict has {key!r}, which this {type(model).__name__} does not have"

@@ -41,8 +41,9 @@ NUMPY_ACTIVATIONS = {
 
 
 def numpy_params(module) -> dict[str, np.ndarray]:
-    """The module's parameters as float64 numpy arrays, by dotted name."""
-    return {k: np.array(v).astype(np.float64) for k, v in tree_flatten(module.parameters())}
+    """The module's parameters as float64 numpy arrays in ncps's (dense) layout, by name."""
+    to_ncps = getattr(module, "to_ncps", lambda name, value: np.array(value))
+    return {k: to_ncps(k, v).astype(np.float64) for k, v in tree_flatten(module.parameters())}
 
 
 def cfc_step_reference(p, x, h, ts, mode, activation, backbone_layers, ff_mask=None):

@@ -303,6 +303,8 @@ def ncps_state_dict(model, backbone_stride=2):
         match = re.match(r"^(.*backbone)\.(\d+)\.(weight|bias)$", key)
         if match:
             key = f"{match[1]}.{backbone_stride * int(match[2])}.{match[3]}"
+        if isinstance(model, LTC) and key.startswith("rnn_cell."):
+            value = model.rnn_cell.to_ncps(key[len("rnn_cell.") :], value)  # ncps's dense layout
         state[key] = np.array(value)
     if isinstance(model, LTC):
         state["rnn_cell.sparsity_mask"] = np.abs(model.wiring.adjacency_matrix).astype(np.float32)

@@ -156,6 +156,12 @@ class CfCCell(nn.Module):
         keep = 1.0 - self.backbone_dropout
         return mx.where(mx.random.bernoulli(keep, z.shape), z / keep, 0.0)
 
+    def ncps_buffers(self) -> dict[str, np.ndarray]:
+        """ncps's non-trainable ``sparsity_mask`` buffer (wired layers only)."""
+        return (
+            {} if self._sparsity_mask is None else {"sparsity_mask": np.array(self._sparsity_mask)}
+        )
+
     def output_of_state(self, h: mx.array) -> mx.array:
         """The step output a state stands for: ``h`` itself."""
         return h

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mlx.core as mx
 import mlx.nn as nn
+import numpy as np
 
 from ..wirings import Wiring
 from ..wirings.synapses import check_int
@@ -55,7 +56,9 @@ class LTCCell(WiredCell, nn.Module):
 
     Parameters carry ncps's names and shapes: ``gleak, vleak, cm`` ``(N,)``, ``sigma, mu, w,
     erev`` ``(N, N)``, ``sensory_sigma, sensory_mu, sensory_w, sensory_erev`` ``(F, N)``,
-    ``input_w, input_b`` ``(F,)``, ``output_w, output_b`` ``(M,)``. The wiring's masks are
+    ``input_w, input_b`` ``(F,)``, ``output_w, output_b`` ``(M,)`` in the dense layout; in the
+    fan-in layout (``sparse``) the synapse parameters are ``(N, K)`` per-synapse tables instead
+    (:meth:`from_ncps` converts ncps weights). The wiring's masks are
     constants, not parameters. ``cm`` is initialised in ncps's range times the wiring's
     :meth:`~ncps_mlx.wirings.Wiring.neuron_time_scales` (all ones for the classic wirings), so
     neurons of slow groups start with proportionally longer time constants.
@@ -69,9 +72,10 @@ class LTCCell(WiredCell, nn.Module):
         epsilon (float): Added to the denominator to avoid dividing by 0.
         implicit_param_constraints (bool): Pass ``w, sensory_w, cm, gleak`` through softplus
             (else call :meth:`apply_weight_constraints` after each optimizer step, as in ncps).
-        sparse (bool, optional): Compute per synapse through fan-in tables (True) or on dense
-            matrices (False). None chooses per synapse set: tables when the largest fan-in is at
-            most half the number of possible sources. Results agree to float32 rounding.
+        sparse (bool, optional): Store and compute synapses per synapse in fan-in tables
+            (True) or as dense matrices (False). None chooses per synapse set: tables when the
+            largest fan-in is at most half the number of possible sources. Both layouts give
+            the same results to float32 rounding; the fan-in layout never allocates ``N x N``.
     """
 
     def __init__(
@@ -97,10 +101,8 @@ class LTCCell(WiredCell, nn.Module):
         self.implicit_param_constraints = bool(implicit_param_constraints)
         if sparse not in (None, True, False):
             raise ValueError(f"sparse must be None, True or False, got {sparse!r}")
+        self._sparse = sparse
         self._allocate_parameters()
-        n, f = self.state_size, self.sensory_size
-        self._fan_in = _table_if_sparse(sparse, wiring.synapses(), n, n)
-        self._sensory_fan_in = _table_if_sparse(sparse, wiring.sensory_synapses(), f, n)
 
     def _allocate_parameters(self):
         n, f, m = self.state_size, self.sensory_size, self.motor_size
@@ -108,14 +110,10 @@ class LTCCell(WiredCell, nn.Module):
             setattr(self, name, _uniform(name, shape))
         # A neuron's time constant grows with its capacitance: slow groups start slower.
         self.cm = self.cm * mx.array(self._wiring.neuron_time_scales())
-        for name in ("sigma", "mu", "w"):
-            setattr(self, name, _uniform(name, (n, n)))
-        self.erev = mx.array(self._wiring.erev_initializer(), dtype=mx.float32)
-        for name in ("sensory_sigma", "sensory_mu", "sensory_w"):
-            setattr(self, name, _uniform(name, (f, n)))
-        self.sensory_erev = mx.array(self._wiring.sensory_erev_initializer(), dtype=mx.float32)
-        self._sparsity_mask = self._wiring.mask()
-        self._sensory_sparsity_mask = self._wiring.mask(sensory=True)
+        self._fan_in, self._sparsity_mask = self._allocate_synapses("", self._wiring.synapses(), n)
+        self._sensory_fan_in, self._sensory_sparsity_mask = self._allocate_synapses(
+            "sensory_", self._wiring.sensory_synapses(), f
+        )
         if self.input_mapping in ("affine", "linear"):
             self.input_w = mx.ones((f,))
         if self.input_mapping == "affine":
@@ -124,6 +122,66 @@ class LTCCell(WiredCell, nn.Module):
             self.output_w = mx.ones((m,))
         if self.output_mapping == "affine":
             self.output_b = mx.zeros((m,))
+
+    def _allocate_synapses(self, prefix: str, synapses, num_sources: int):
+        """``{prefix}sigma, mu, w, erev`` of one synapse set; returns ``(table, dense_mask)``.
+
+        Dense layout: ``(num_sources, N)`` matrices and an ``|adjacency|`` mask (ncps's).
+        Fan-in layout: ``(N, K)`` per-synapse values (see :mod:`~ncps_mlx.cells.fan_in`); no
+        ``N x N`` array is ever made.
+        """
+        src, dst, polarity = synapses
+        table = _table_if_sparse(self._sparse, src, dst, num_sources, self.state_size)
+        if table is None:
+            erev = np.zeros((num_sources, self.state_size), np.float32)
+            erev[src, dst] = polarity
+            mask = mx.array(np.abs(erev))
+            erev = mx.array(erev)
+        else:
+            erev, mask = mx.array(table.lay_out(polarity)), None
+        present = 1.0 if table is None else table.valid  # padding slots stay 0
+        for name in ("sigma", "mu", "w"):
+            setattr(self, prefix + name, _uniform(prefix + name, erev.shape) * present)
+        setattr(self, prefix + "erev", erev)
+        return table, mask
+
+    def from_ncps(self, name: str, value: np.ndarray) -> np.ndarray:
+        """An ncps parameter (dense layout) in this cell's layout (used by the weight loader).
+
+        Raises:
+            ValueError: If a synapse parameter does not have ncps's ``(sources, N)`` shape.
+        """
+        table = self._sensory_fan_in if name.startswith("sensory_") else self._fan_in
+        if table is None or name.split("sensory_")[-1] not in ("sigma", "mu", "w", "erev"):
+            return value
+        num_sources = self.sensory_size if name.startswith("sensory_") else self.state_size
+        if value.shape != (num_sources, self.state_size):
+            raise ValueError(
+                f"has shape {value.shape}, expected {(num_sources, self.state_size)} (ncps layout)"
+            )
+        return np.array(gather_synapse_values(mx.array(value), table))
+
+    def to_ncps(self, name: str, value) -> np.ndarray:
+        """A parameter of this cell in ncps's dense layout (the inverse of :meth:`from_ncps`)."""
+        table = self._sensory_fan_in if name.startswith("sensory_") else self._fan_in
+        value = np.array(value)
+        if table is None or name.split("sensory_")[-1] not in ("sigma", "mu", "w", "erev"):
+            return value
+        num_sources = self.sensory_size if name.startswith("sensory_") else self.state_size
+        valid = np.array(table.valid).reshape(-1) > 0
+        targets = np.repeat(np.arange(self.state_size), table.width)[valid]
+        dense = np.zeros((num_sources, self.state_size), value.dtype)
+        dense[np.array(table.sources)[valid], targets] = value.reshape(-1)[valid]
+        return dense
+
+    def ncps_buffers(self) -> dict[str, np.ndarray]:
+        """ncps's non-trainable ``sparsity_mask`` buffers, from the wiring (dense, on demand)."""
+        return {
+            "sparsity_mask": np.abs(self._wiring.adjacency_matrix).astype(np.float32),
+            "sensory_sparsity_mask": np.abs(self._wiring.sensory_adjacency_matrix).astype(
+                np.float32
+            ),
+        }
 
     def _positive(self, x: mx.array) -> mx.array:
         return nn.softplus(x) if self.implicit_param_constraints else x
@@ -152,14 +210,9 @@ class LTCCell(WiredCell, nn.Module):
         return output
 
     def _synapse_params(self, w, erev, mu, sigma, mask, table) -> tuple:
-        """``(w * erev, w, mu, sigma, sources)`` of one synapse set, dense or as a fan-in table."""
-        w = self._positive(w)
-        if table is None:
-            w = w * mask
-            return w * erev, w, mu, sigma, None
-        w = gather_synapse_values(w, table) * table.valid
-        gathered = [gather_synapse_values(m, table) for m in (erev, mu, sigma)]
-        return w * gathered[0], w, gathered[1], gathered[2], table.sources
+        """``(w * erev, w, mu, sigma, sources)`` of one synapse set, dense or fan-in layout."""
+        w = self._positive(w) * (mask if table is None else table.valid)
+        return w * erev, w, mu, sigma, None if table is None else table.sources
 
     def prepare(self, x: mx.array) -> Prepared:
         """Sensory synapse sums of all steps: ``x`` ``(T, B, F)`` -> ``((T, B, N), (T, B, N))``."""
@@ -227,11 +280,10 @@ def _synapse_sums(presynaptic, w_erev, w, mu, sigma, sources):
     return (activation * w_erev).sum(axis=axis), (activation * w).sum(axis=axis)
 
 
-def _table_if_sparse(sparse, synapses, num_sources: int, num_targets: int) -> FanInTable | None:
+def _table_if_sparse(sparse, src, dst, num_sources: int, num_targets: int) -> FanInTable | None:
     """A fan-in table for the synapse set, or None to use dense matrices (see ``sparse``)."""
     if sparse is False:
         return None
-    src, dst, _ = synapses
     table = fan_in_table(src, dst, num_targets)
     return table if sparse or 2 * table.width <= num_sources else None
 
