@@ -180,7 +180,12 @@ def _networkx_layout(graph, layout: str, seed: int) -> dict:
     import networkx as nx
 
     if layout == "layered":
-        return nx.multipartite_layout(graph, subset_key="layer")
+        # Columns by layer; within a column, nodes keep their (id) order, so groups that share
+        # a layer are drawn as contiguous blocks rather than interleaved.
+        columns: dict[int, list] = {}
+        for node, layer in graph.nodes(data="layer"):
+            columns.setdefault(layer, []).append(node)
+        return nx.multipartite_layout(graph, subset_key=dict(sorted(columns.items())))
     if layout in ("random", "spring"):
         return getattr(nx, f"{layout}_layout")(graph, seed=seed)
     if layout == "kamada":

@@ -1,6 +1,7 @@
 """Wirings: sparse synapse graphs of neural circuits (numpy + networkx, no MLX import)."""
 
 from . import patterns
+from .attention import AttentionWiring, CrossAttentionWiring
 from .base import Wiring
 from .classic import NCP, AutoNCP, FullyConnected, Random
 from .grouped import GroupedWiring
@@ -14,6 +15,8 @@ __all__ = [
     "Random",
     "NCP",
     "AutoNCP",
+    "AttentionWiring",
+    "CrossAttentionWiring",
     "patterns",
     "connect",
     "add_skip_connection",
