@@ -4,7 +4,10 @@ from . import patterns
 from .attention import AttentionWiring, CrossAttentionWiring
 from .base import Wiring
 from .classic import NCP, AutoNCP, FullyConnected, Random
+from .compose import ComposedWiring, merge_wirings, stack_wirings
+from .domain import LanguageWiring, SignalProcessingWiring, VisionWiring
 from .grouped import GroupedWiring
+from .multiscale import HierarchicalWiring, MultiScaleWiring
 from .patterns import add_attention_head, add_residual_block, add_skip_connection, connect
 from .sampling import EXACT_DRAW_LIMIT
 
@@ -15,8 +18,16 @@ __all__ = [
     "Random",
     "NCP",
     "AutoNCP",
+    "MultiScaleWiring",
+    "HierarchicalWiring",
     "AttentionWiring",
     "CrossAttentionWiring",
+    "SignalProcessingWiring",
+    "VisionWiring",
+    "LanguageWiring",
+    "ComposedWiring",
+    "stack_wirings",
+    "merge_wirings",
     "patterns",
     "connect",
     "add_skip_connection",
