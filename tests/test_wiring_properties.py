@@ -14,7 +14,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ncps_mlx.wirings import NCP, AutoNCP, FullyConnected, Random, Wiring
+from ncps_mlx.wirings import (
+    NCP,
+    AttentionWiring,
+    AutoNCP,
+    CrossAttentionWiring,
+    FullyConnected,
+    HierarchicalWiring,
+    LanguageWiring,
+    MultiScaleWiring,
+    Random,
+    SignalProcessingWiring,
+    VisionWiring,
+    Wiring,
+    merge_wirings,
+    stack_wirings,
+)
 
 
 @dataclass
@@ -106,12 +121,96 @@ def plain_specs(draw):
     return Spec(make, input_dim, lambda wiring: wiring.add_sensory_synapses(*sensory))
 
 
+@st.composite
+def multiscale_specs(draw):
+    sizes = [draw(st.integers(1, 5)) for _ in range(4)]
+    feedback, seed = draw(st.booleans()), draw(seeds)
+    return Spec(lambda: MultiScaleWiring(*sizes, feedback=feedback, seed=seed), draw(input_dims))
+
+
+@st.composite
+def hierarchical_specs(draw):
+    layers = draw(st.lists(st.integers(1, 5), min_size=1, max_size=4))
+    skips, feedback, seed = draw(st.booleans()), draw(st.booleans()), draw(seeds)
+    return Spec(
+        lambda: HierarchicalWiring(layers, skip_connections=skips, feedback=feedback, seed=seed),
+        draw(input_dims),
+    )
+
+
+@st.composite
+def attention_specs(draw):
+    heads = draw(st.integers(1, 3))
+    hidden, ff, seed = heads * draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(seeds)
+    return Spec(lambda: AttentionWiring(hidden, heads, ff, seed=seed), draw(input_dims))
+
+
+@st.composite
+def cross_attention_specs(draw):
+    heads = draw(st.integers(1, 3))
+    sizes = [heads * draw(st.integers(1, 3)) for _ in range(3)]
+    seed = draw(seeds)
+    return Spec(lambda: CrossAttentionWiring(*sizes, heads, seed=seed), draw(input_dims))
+
+
+@st.composite
+def signal_specs(draw):
+    length = draw(st.integers(2, 12))
+    scales = draw(st.integers(1, max(1, int(np.log2(length - 1)) + 1 if length > 1 else 1)))
+    per_scale, window, seed = draw(st.integers(1, 6)), draw(st.integers(1, length)), draw(seeds)
+    return Spec(
+        lambda: SignalProcessingWiring(length, scales, per_scale, window=window, seed=seed), length
+    )
+
+
+@st.composite
+def vision_specs(draw):
+    height, width = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    channels = tuple(draw(st.lists(st.integers(1, 3), min_size=1, max_size=3)))
+    kernel, stride, colours = (
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, 2)),
+        draw(st.integers(1, 2)),
+    )
+    seed = draw(seeds)
+    return Spec(
+        lambda: VisionWiring(height, width, channels, kernel, colours, stride, seed=seed),
+        height * width * colours,
+    )
+
+
+@st.composite
+def language_specs(draw):
+    heads = draw(st.integers(1, 3))
+    hidden, layers = heads * draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    vocab, seed = draw(st.integers(1, 5)), draw(seeds)
+    return Spec(lambda: LanguageWiring(vocab, hidden, layers, heads, seed=seed), hidden)
+
+
+@st.composite
+def composed_specs(draw):
+    first = FullyConnected(draw(st.integers(1, 4)), erev_init_seed=draw(seeds))
+    second = AutoNCP(draw(st.integers(5, 9)), 1, seed=draw(seeds))
+    if draw(st.booleans()):
+        return Spec(lambda: stack_wirings(first, second), draw(input_dims))
+    fan_in, seed = draw(st.integers(0, 2)), draw(seeds)
+    return Spec(lambda: merge_wirings(second, first, fan_in, seed=seed), draw(input_dims))
+
+
 STRATEGIES = {
     "FullyConnected": fully_connected_specs(),
     "Random": random_specs(),
     "NCP": ncp_specs(),
     "AutoNCP": auto_ncp_specs(),
     "Wiring": plain_specs(),
+    "MultiScaleWiring": multiscale_specs(),
+    "HierarchicalWiring": hierarchical_specs(),
+    "AttentionWiring": attention_specs(),
+    "CrossAttentionWiring": cross_attention_specs(),
+    "SignalProcessingWiring": signal_specs(),
+    "VisionWiring": vision_specs(),
+    "LanguageWiring": language_specs(),
+    "ComposedWiring": composed_specs(),
 }
 every_wiring = pytest.mark.parametrize("kind", list(STRATEGIES))
 few_examples = settings(max_examples=40, deadline=None)
@@ -206,7 +305,8 @@ def test_neuron_types_agree_with_get_type_of_neuron_and_motor_neurons_come_first
     types = wiring.neuron_types()
     assert types.tolist() == [wiring.get_type_of_neuron(i) for i in range(wiring.units)]
     motors = wiring.output_dim or 0  # ncps convention: motor neurons are 0..output_dim-1
-    assert np.flatnonzero(types == "motor").tolist() == list(range(motors))
+    if motors:  # ... and they form a type of their own ("motor", or the output group's name)
+        assert np.flatnonzero(types == types[0]).tolist() == list(range(motors))
     layers = [wiring.get_neurons_of_layer(layer) for layer in range(wiring.num_layers)]
     assert sorted(sum(layers, [])) == list(range(wiring.units))  # layers partition the neurons
 

@@ -73,7 +73,7 @@ class ComposedWiring(Wiring):
         self.cross_fan_in = check_int(cross_fan_in, "cross_fan_in", minimum=0)
         if mode == "stack" and self.cross_fan_in:
             raise ValueError("cross_fan_in applies to mode='merge' only")
-        self._seed = normalize_seed(seed)
+        self._seed = normalize_seed(seed) if self.cross_fan_in else None  # only links draw
         super().__init__(self._first.units + self._second.units)
         if mode == "stack":
             self._second.build(self._first.output_dim or self._first.units)
