@@ -16,12 +16,15 @@ from hypothesis import strategies as st
 
 from ncps_mlx.wirings import (
     NCP,
+    AdaptiveWiring,
     AttentionWiring,
     AutoNCP,
     CrossAttentionWiring,
+    DynamicRoutingWiring,
     FullyConnected,
     HierarchicalWiring,
     LanguageWiring,
+    MetaWiring,
     MultiScaleWiring,
     Random,
     SignalProcessingWiring,
@@ -197,6 +200,37 @@ def composed_specs(draw):
     return Spec(lambda: merge_wirings(second, first, fan_in, seed=seed), draw(input_dims))
 
 
+@st.composite
+def routing_specs(draw):
+    capsules, dim, seed = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(seeds)
+    recurrence = draw(st.booleans())
+    return Spec(
+        lambda: DynamicRoutingWiring(capsules, dim, capsule_recurrence=recurrence, seed=seed),
+        draw(input_dims),
+    )
+
+
+@st.composite
+def adaptive_specs(draw):
+    units, seed, updates = draw(st.integers(2, 8)), draw(seeds), draw(st.integers(0, 2))
+    scores = np.random.default_rng(seed).random((updates, units, units))
+
+    def make():
+        wiring = AdaptiveWiring(units, prune_fraction=0.3, seed=seed)
+        for score in scores:
+            wiring.update_connectivity(score)
+        return wiring
+
+    return Spec(make, draw(input_dims))
+
+
+@st.composite
+def meta_specs(draw):
+    fast, slow, out = draw(st.integers(1, 5)), draw(st.integers(1, 5)), draw(st.integers(1, 3))
+    seed = draw(seeds)
+    return Spec(lambda: MetaWiring(fast, slow, out, seed=seed), draw(input_dims))
+
+
 STRATEGIES = {
     "FullyConnected": fully_connected_specs(),
     "Random": random_specs(),
@@ -211,6 +245,9 @@ STRATEGIES = {
     "VisionWiring": vision_specs(),
     "LanguageWiring": language_specs(),
     "ComposedWiring": composed_specs(),
+    "DynamicRoutingWiring": routing_specs(),
+    "AdaptiveWiring": adaptive_specs(),
+    "MetaWiring": meta_specs(),
 }
 every_wiring = pytest.mark.parametrize("kind", list(STRATEGIES))
 few_examples = settings(max_examples=40, deadline=None)

@@ -1,11 +1,13 @@
 """Wirings: sparse synapse graphs of neural circuits (numpy + networkx, no MLX import)."""
 
-from . import patterns
+from . import patterns, routing
+from .adaptive import AdaptiveWiring
 from .attention import AttentionWiring, CrossAttentionWiring
 from .base import Wiring
 from .classic import NCP, AutoNCP, FullyConnected, Random
 from .compose import ComposedWiring, merge_wirings, stack_wirings
 from .domain import LanguageWiring, SignalProcessingWiring, VisionWiring
+from .dynamic import DynamicRoutingWiring, MetaWiring
 from .grouped import GroupedWiring
 from .multiscale import HierarchicalWiring, MultiScaleWiring
 from .patterns import add_attention_head, add_residual_block, add_skip_connection, connect
@@ -25,10 +27,14 @@ __all__ = [
     "SignalProcessingWiring",
     "VisionWiring",
     "LanguageWiring",
+    "DynamicRoutingWiring",
+    "AdaptiveWiring",
+    "MetaWiring",
     "ComposedWiring",
     "stack_wirings",
     "merge_wirings",
     "patterns",
+    "routing",
     "connect",
     "add_skip_connection",
     "add_residual_block",
