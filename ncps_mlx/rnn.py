@@ -65,6 +65,11 @@ class LiquidSequence(nn.Module):
         """Map the stacked step outputs ``(T, B, ·)`` to the module's outputs."""
         return outputs
 
+    def refresh_wiring(self) -> None:
+        """Make the cell follow its wiring after the wiring's synapses changed (in place; see
+        ``LTCCell.refresh_wiring`` / ``WiredCfCCell.refresh_wiring``)."""
+        self.rnn_cell.refresh_wiring()
+
     def save_weights(self, file: str) -> None:
         """Save weights; a ``.safetensors`` file also stores the config and wiring (see
         :func:`ncps_mlx.io.save_model`), so :func:`ncps_mlx.io.load_model` rebuilds the model."""

@@ -39,6 +39,12 @@ class FanInTable(NamedTuple):
         """``K``, the largest fan-in."""
         return self.valid.shape[-1]
 
+    def synapse_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(keys, slots)``: ``src * N + dst`` of every occupied slot, and the flat slot."""
+        slots = np.flatnonzero(np.array(self.valid).reshape(-1) > 0)
+        targets = slots // self.width
+        return np.array(self.sources)[slots].astype(np.int64) * self.valid.shape[0] + targets, slots
+
     def lay_out(self, values: np.ndarray) -> np.ndarray:
         """Per-synapse ``values`` ``(S,)``, in the table's synapse order, as ``(N, K)``."""
         table = np.zeros(self.valid.shape, np.float32)
@@ -46,12 +52,17 @@ class FanInTable(NamedTuple):
         return table
 
 
-def fan_in_table(src: np.ndarray, dst: np.ndarray, num_targets: int) -> FanInTable:
-    """Build the table of synapses ``src[s] -> dst[s]`` onto ``num_targets`` neurons."""
+def fan_in_table(
+    src: np.ndarray, dst: np.ndarray, num_targets: int, min_width: int = 1
+) -> FanInTable:
+    """Build the table of synapses ``src[s] -> dst[s]`` onto ``num_targets`` neurons.
+
+    ``min_width`` pads the table to at least that many slots per target (to keep shapes).
+    """
     src, dst = np.asarray(src, np.int64), np.asarray(dst, np.int64)
     order = np.lexsort((src, dst))
     counts = np.bincount(dst, minlength=num_targets)
-    width = max(int(counts.max(initial=0)), 1)
+    width = max(int(counts.max(initial=0)), min_width, 1)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     slot = np.empty(src.size, np.int64)
     slot[order] = np.arange(src.size) - starts[dst[order]]

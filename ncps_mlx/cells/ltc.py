@@ -145,6 +145,56 @@ class LTCCell(WiredCell, nn.Module):
         setattr(self, prefix + "erev", erev)
         return table, mask
 
+    def synapse_values(self, name: str) -> np.ndarray:
+        """Values of synapse parameter ``name`` (``w``, ``erev``, ``mu``, ``sigma``) per synapse,
+        aligned with ``wiring.synapses()`` (e.g. importance scores for an AdaptiveWiring)."""
+        if name not in ("sigma", "mu", "w", "erev"):
+            raise ValueError(f"name must be one of sigma, mu, w, erev, got {name!r}")
+        src, dst, _ = self._wiring.synapses()
+        keys = src.astype(np.int64) * self.state_size + dst
+        if self._fan_in is None:
+            return np.array(getattr(self, name)).reshape(-1)[keys]
+        old_keys, slots = self._fan_in.synapse_keys()
+        _, slot = _match_keys(old_keys, slots, keys)
+        return np.array(getattr(self, name)).reshape(-1)[slot]
+
+    def refresh_wiring(self) -> None:
+        """Follow the wiring after its internal synapses changed (e.g. ``AdaptiveWiring.
+        update_connectivity``), in place.
+
+        Kept synapses keep their trained parameters; removed ones vanish (dense layout: weight
+        set to 0 and masked out); new ones start from a fresh initialisation with their
+        polarity as reversal potential. Parameter shapes are kept (a fan-in table keeps its
+        width unless a neuron's fan-in outgrows it), so optimizer state stays valid and
+        training continues. Sensory synapses are assumed unchanged.
+        """
+        src, dst, polarity = self._wiring.synapses()
+        n = self.state_size
+        keys = src.astype(np.int64) * n + dst
+        if self._fan_in is None:
+            old_keys = np.flatnonzero(np.array(self._sparsity_mask).reshape(-1))
+            table, new_slots, old_slots = None, keys, old_keys
+            shape = (n, n)
+        else:
+            old_keys, old_slots = self._fan_in.synapse_keys()
+            table = fan_in_table(src, dst, n, min_width=self._fan_in.width)
+            new_slots, shape = table.slot_of_synapse, table.valid.shape
+        kept, source_slot = _match_keys(old_keys, old_slots, keys)
+        fresh = {name: np.array(_uniform(name, (keys.size,))) for name in ("sigma", "mu", "w")}
+        fresh["erev"] = polarity.astype(np.float32)
+        for name, new_values in fresh.items():
+            old = np.array(getattr(self, name)).reshape(-1)
+            values = np.where(kept, old[source_slot], new_values)
+            array = np.zeros(int(np.prod(shape)), np.float32)
+            array[new_slots] = values
+            setattr(self, name, mx.array(array.reshape(shape)))
+        if table is None:
+            mask = np.zeros(n * n, np.float32)
+            mask[keys] = 1.0
+            self._sparsity_mask = mx.array(mask.reshape(n, n))
+        else:
+            self._fan_in = table
+
     def from_ncps(self, name: str, value: np.ndarray) -> np.ndarray:
         """An ncps parameter (dense layout) in this cell's layout (used by the weight loader).
 
@@ -286,6 +336,16 @@ def _table_if_sparse(sparse, src, dst, num_sources: int, num_targets: int) -> Fa
         return None
     table = fan_in_table(src, dst, num_targets)
     return table if sparse or 2 * table.width <= num_sources else None
+
+
+def _match_keys(old_keys, old_slots, keys) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``keys``: whether it is among ``old_keys``, and that entry's slot (else 0)."""
+    if old_keys.size == 0:
+        return np.zeros(keys.size, bool), np.zeros(keys.size, np.int64)
+    order = np.argsort(old_keys)
+    position = np.minimum(np.searchsorted(old_keys[order], keys), old_keys.size - 1)
+    found = old_keys[order][position] == keys
+    return found, np.where(found, old_slots[order][position], 0)
 
 
 def _uniform(name: str, shape: tuple) -> mx.array:

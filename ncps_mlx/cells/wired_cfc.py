@@ -44,23 +44,11 @@ class WiredCfCCell(WiredCell, nn.Module):
         self.mode = mode
         self.layer_sizes = [len(wiring.get_neurons_of_layer(i)) for i in range(wiring.num_layers)]
         in_features = wiring.input_dim
-        previous = None
         for index in range(wiring.num_layers):
-            neurons = wiring.get_neurons_of_layer(index)
-            if previous is None:
-                input_mask = wiring.sensory_adjacency_matrix[:, neurons]
-            else:
-                input_mask = wiring.adjacency_matrix[np.ix_(previous, neurons)]
-            mask = np.concatenate([input_mask, np.ones((len(neurons), len(neurons)))], axis=0)
-            cell = CfCCell(
-                in_features,
-                len(neurons),
-                mode,
-                backbone_layers=0,
-                sparsity_mask=mask,
-            )
+            mask = self._layer_mask(index)
+            cell = CfCCell(in_features, mask.shape[1], mode, backbone_layers=0, sparsity_mask=mask)
             setattr(self, f"layer_{index}", cell)
-            in_features, previous = len(neurons), neurons
+            in_features = mask.shape[1]
         self._split_points = np.cumsum(self.layer_sizes)[:-1].tolist()
         # Neurons of slow groups see proportionally less elapsed time (None: all scales 1).
         scales = wiring.neuron_time_scales()
@@ -76,6 +64,33 @@ class WiredCfCCell(WiredCell, nn.Module):
         self._motor = (
             slice(int(motor[0]), int(motor[0]) + motor.size) if contiguous else mx.array(motor)
         )
+
+    def _layer_mask(self, index: int) -> np.ndarray:
+        """``(inputs + H, H)`` mask of layer ``index``: synapses from the previous layer (the
+        sensory inputs for layer 0) stacked on a dense block for the layer's own state."""
+        wiring = self._wiring
+        neurons = np.asarray(wiring.get_neurons_of_layer(index))
+        if index == 0:
+            sources = np.arange(wiring.input_dim)
+            src, dst, _ = wiring.sensory_synapses()
+        else:
+            sources = np.asarray(wiring.get_neurons_of_layer(index - 1))
+            src, dst, _ = wiring.synapses()
+        row = np.full(wiring.input_dim if index == 0 else wiring.units, -1)
+        row[sources] = np.arange(sources.size)
+        column = np.full(wiring.units, -1)
+        column[neurons] = np.arange(neurons.size)
+        inside = (row[src] >= 0) & (column[dst] >= 0)
+        mask = np.zeros((sources.size + neurons.size, neurons.size), np.float32)
+        mask[row[src[inside]], column[dst[inside]]] = 1.0
+        mask[sources.size :] = 1.0
+        return mask
+
+    def refresh_wiring(self) -> None:
+        """Re-read the wiring's synapses into every layer's mask after they changed (in place;
+        shapes are unchanged, so training continues)."""
+        for index, layer in enumerate(self.layers):
+            layer._sparsity_mask = mx.array(self._layer_mask(index).T)
 
     @property
     def layers(self) -> list[CfCCell]:
