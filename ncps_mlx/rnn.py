@@ -234,9 +234,11 @@ class LTC(LiquidSequence):
         return_sequences (bool): Return every step's output, else only the last.
         batch_first (bool): ``(B, T, F)`` if True, ``(T, B, F)`` if False.
         mixed_memory (bool): Add an LSTM memory cell before the LTC cell at every step.
-        input_mapping, output_mapping, ode_unfolds, epsilon, implicit_param_constraints, sparse:
-            See :class:`~ncps_mlx.cells.LTCCell` (here ``implicit_param_constraints=True`` by
-            default, as in ncps; ``sparse`` is ours).
+        input_mapping, output_mapping, ode_unfolds, epsilon, implicit_param_constraints, sparse,
+            fast_weights: See :class:`~ncps_mlx.cells.LTCCell` (here
+            ``implicit_param_constraints=True`` by default, as in ncps; ``sparse`` and
+            ``fast_weights`` are ours). With fast weights the state ``hx`` holds the neurons'
+            potentials followed by one Hebbian trace per fast synapse.
     """
 
     timespans_must_be_positive = True
@@ -254,6 +256,7 @@ class LTC(LiquidSequence):
         epsilon: float = 1e-8,
         implicit_param_constraints: bool = True,
         sparse: bool | None = None,
+        fast_weights: bool | None = None,
     ):
         super().__init__(input_size, return_sequences, batch_first, mixed_memory)
         wiring = _wiring_for(units, input_size)
@@ -266,10 +269,13 @@ class LTC(LiquidSequence):
             epsilon=epsilon,
             implicit_param_constraints=implicit_param_constraints,
             sparse=sparse,
+            fast_weights=fast_weights,
         )
         self.wiring = wiring
-        self.state_size = wiring.units
+        self.state_size = self.rnn_cell.state_size
         self.output_size = wiring.output_dim
+        if self.use_mixed and self.state_size != wiring.units:
+            raise ValueError("mixed_memory=True cannot be combined with fast weights")
         if self.use_mixed:
             self.lstm = LSTMCell(input_size, self.state_size)
         self._config = {
@@ -284,6 +290,7 @@ class LTC(LiquidSequence):
             "epsilon": epsilon,
             "implicit_param_constraints": implicit_param_constraints,
             "sparse": sparse,
+            "fast_weights": fast_weights,
         }
 
     def readout(self, outputs):

@@ -100,8 +100,13 @@ class WiredCell:
         return self._wiring
 
     @property
-    def state_size(self) -> int:
+    def num_neurons(self) -> int:
         """Number of neurons ``N``."""
+        return self._wiring.units
+
+    @property
+    def state_size(self) -> int:
+        """Size of the state (the neurons, unless a cell keeps more)."""
         return self._wiring.units
 
     @property

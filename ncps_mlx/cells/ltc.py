@@ -10,6 +10,7 @@ from ..wirings import Wiring
 from ..wirings.synapses import check_int
 from .common import Prepared, WiredCell
 from .fan_in import FanInTable, fan_in_table, gather_synapse_values
+from .fast_weights import fast_weights_for, hebbian_update, with_fast_weights
 
 __all__ = ["LTCCell"]
 
@@ -76,6 +77,9 @@ class LTCCell(WiredCell, nn.Module):
             (True) or as dense matrices (False). None chooses per synapse set: tables when the
             largest fan-in is at most half the number of possible sources. Both layouts give
             the same results to float32 rounding; the fan-in layout never allocates ``N x N``.
+        fast_weights (bool, optional): Give the wiring's fast synapses (``MetaWiring``) Hebbian
+            fast weights (:mod:`ncps_mlx.cells.fast_weights`), kept in the state after the
+            potentials. None: on whenever the wiring has fast synapses.
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class LTCCell(WiredCell, nn.Module):
         epsilon: float = 1e-8,
         implicit_param_constraints: bool = False,
         sparse: bool | None = None,
+        fast_weights: bool | None = None,
     ):
         super().__init__()
         self._attach_wiring(wiring, in_features, "in_features")
@@ -103,9 +108,30 @@ class LTCCell(WiredCell, nn.Module):
             raise ValueError(f"sparse must be None, True or False, got {sparse!r}")
         self._sparse = sparse
         self._allocate_parameters()
+        has_fast = hasattr(wiring, "fast_synapse_mask")
+        if fast_weights and not has_fast:
+            raise ValueError("fast_weights=True needs a wiring with fast synapses (MetaWiring)")
+        self._use_fast = has_fast if fast_weights is None else bool(fast_weights)
+        self._fast = self._locate_fast_weights()
+
+    def _locate_fast_weights(self):
+        """The wiring's fast synapses in this cell's weight layout (None without them)."""
+        if not self._use_fast:
+            return None
+        src, dst, _ = self._wiring.synapses()
+        n = self.num_neurons
+        if self._fan_in is None:
+            return fast_weights_for(self._wiring, src.astype(np.int64) * n + dst, n * n)
+        table = self._fan_in
+        return fast_weights_for(self._wiring, table.slot_of_synapse, n * table.width)
+
+    @property
+    def state_size(self) -> int:
+        """``N`` potentials, plus one Hebbian trace per fast synapse with fast weights."""
+        return self.num_neurons + (0 if self._fast is None else self._fast.count)
 
     def _allocate_parameters(self):
-        n, f, m = self.state_size, self.sensory_size, self.motor_size
+        n, f, m = self.num_neurons, self.sensory_size, self.motor_size
         for name, shape in (("gleak", (n,)), ("vleak", (n,)), ("cm", (n,))):
             setattr(self, name, _uniform(name, shape))
         # A neuron's time constant grows with its capacitance: slow groups start slower.
@@ -131,9 +157,9 @@ class LTCCell(WiredCell, nn.Module):
         ``N x N`` array is ever made.
         """
         src, dst, polarity = synapses
-        table = _table_if_sparse(self._sparse, src, dst, num_sources, self.state_size)
+        table = _table_if_sparse(self._sparse, src, dst, num_sources, self.num_neurons)
         if table is None:
-            erev = np.zeros((num_sources, self.state_size), np.float32)
+            erev = np.zeros((num_sources, self.num_neurons), np.float32)
             erev[src, dst] = polarity
             mask = mx.array(np.abs(erev))
             erev = mx.array(erev)
@@ -151,7 +177,7 @@ class LTCCell(WiredCell, nn.Module):
         if name not in ("sigma", "mu", "w", "erev"):
             raise ValueError(f"name must be one of sigma, mu, w, erev, got {name!r}")
         src, dst, _ = self._wiring.synapses()
-        keys = src.astype(np.int64) * self.state_size + dst
+        keys = src.astype(np.int64) * self.num_neurons + dst
         if self._fan_in is None:
             return np.array(getattr(self, name)).reshape(-1)[keys]
         old_keys, slots = self._fan_in.synapse_keys()
@@ -169,7 +195,7 @@ class LTCCell(WiredCell, nn.Module):
         training continues. Sensory synapses are assumed unchanged.
         """
         src, dst, polarity = self._wiring.synapses()
-        n = self.state_size
+        n = self.num_neurons
         keys = src.astype(np.int64) * n + dst
         if self._fan_in is None:
             old_keys = np.flatnonzero(np.array(self._sparsity_mask).reshape(-1))
@@ -194,6 +220,7 @@ class LTCCell(WiredCell, nn.Module):
             self._sparsity_mask = mx.array(mask.reshape(n, n))
         else:
             self._fan_in = table
+        self._fast = self._locate_fast_weights()
 
     def from_ncps(self, name: str, value: np.ndarray) -> np.ndarray:
         """An ncps parameter (dense layout) in this cell's layout (used by the weight loader).
@@ -204,10 +231,10 @@ class LTCCell(WiredCell, nn.Module):
         table = self._sensory_fan_in if name.startswith("sensory_") else self._fan_in
         if table is None or name.split("sensory_")[-1] not in ("sigma", "mu", "w", "erev"):
             return value
-        num_sources = self.sensory_size if name.startswith("sensory_") else self.state_size
-        if value.shape != (num_sources, self.state_size):
+        num_sources = self.sensory_size if name.startswith("sensory_") else self.num_neurons
+        if value.shape != (num_sources, self.num_neurons):
             raise ValueError(
-                f"has shape {value.shape}, expected {(num_sources, self.state_size)} (ncps layout)"
+                f"has shape {value.shape}, expected {(num_sources, self.num_neurons)} (ncps layout)"
             )
         return np.array(gather_synapse_values(mx.array(value), table))
 
@@ -217,10 +244,10 @@ class LTCCell(WiredCell, nn.Module):
         value = np.array(value)
         if table is None or name.split("sensory_")[-1] not in ("sigma", "mu", "w", "erev"):
             return value
-        num_sources = self.sensory_size if name.startswith("sensory_") else self.state_size
+        num_sources = self.sensory_size if name.startswith("sensory_") else self.num_neurons
         valid = np.array(table.valid).reshape(-1) > 0
-        targets = np.repeat(np.arange(self.state_size), table.width)[valid]
-        dense = np.zeros((num_sources, self.state_size), value.dtype)
+        targets = np.repeat(np.arange(self.num_neurons), table.width)[valid]
+        dense = np.zeros((num_sources, self.num_neurons), value.dtype)
         dense[np.array(table.sources)[valid], targets] = value.reshape(-1)[valid]
         return dense
 
@@ -279,34 +306,48 @@ class LTCCell(WiredCell, nn.Module):
             self.w, self.erev, self.mu, self.sigma, self._sparsity_mask, self._fan_in
         )
         gleak = self._positive(self.gleak)
-        params = (synapses, self._positive(self.cm), gleak, gleak * self.vleak)
+        fast = () if self._fast is None else (self.erev, self._fast)
+        params = (synapses, self._positive(self.cm), gleak, gleak * self.vleak, fast)
         return Prepared((numerator, denominator), params)
 
-    def step(self, inputs_t, params, v, ts=1.0):
-        """``ode_unfolds`` solver iterations on ``v`` ``(B, N)``; returns ``(v_new, v_new)``."""
+    def step(self, inputs_t, params, state, ts=1.0):
+        """``ode_unfolds`` solver iterations on the potentials ``(B, N)`` of ``state``.
+
+        Returns ``(v_new, state_new)``; with fast weights the state also holds the traces,
+        which add to the synapses' weights during the step and are updated after it.
+        """
         sensory_numerator, sensory_denominator = inputs_t
-        synapses, cm, gleak, leak_current = params
+        synapses, cm, gleak, leak_current, fast = params
+        v = state[..., : self.num_neurons]
+        if fast:
+            erev, rule = fast
+            w = with_fast_weights(synapses[1], state[..., self.num_neurons :], rule)
+            synapses = (w * erev, w, *synapses[2:])
         cm_t = cm * (self.ode_unfolds / ts)
         numerator_base = leak_current + sensory_numerator
         denominator_base = cm_t + gleak + sensory_denominator + self.epsilon
         for _ in range(self.ode_unfolds):
             numerator, denominator = _synapse_sums(v, *synapses)
             v = (cm_t * v + numerator_base + numerator) / (denominator_base + denominator)
-        return v, v
+        if not fast:
+            return v, v
+        traces = hebbian_update(state[..., self.num_neurons :], v, fast[1])
+        return v, mx.concatenate([v, traces], axis=-1)
 
-    def output_of_state(self, v: mx.array) -> mx.array:
-        """The step output a state stands for (before :meth:`map_outputs`): ``v`` itself."""
-        return v
+    def output_of_state(self, state: mx.array) -> mx.array:
+        """The step output a state stands for (before :meth:`map_outputs`): its potentials."""
+        return state[..., : self.num_neurons]
 
-    def __call__(self, x: mx.array, v: mx.array, elapsed_time=1.0):
-        """One step on ``x`` ``(B, F)``: returns ``(outputs (B, M), v_new (B, N))``."""
+    def __call__(self, x: mx.array, state: mx.array, elapsed_time=1.0):
+        """One step on ``x`` ``(B, F)``: returns ``(outputs (B, M), state_new)``."""
         prepared = self.prepare(x[None])
-        _, v = self.step(tuple(a[0] for a in prepared.inputs), prepared.params, v, elapsed_time)
-        return self.map_outputs(v), v
+        inputs = tuple(a[0] for a in prepared.inputs)
+        v, state = self.step(inputs, prepared.params, state, elapsed_time)
+        return self.map_outputs(v), state
 
     def _extra_repr(self) -> str:
         return (
-            f"units={self.state_size}, in_features={self.sensory_size}, "
+            f"units={self.num_neurons}, in_features={self.sensory_size}, "
             f"out_features={self.motor_size}, ode_unfolds={self.ode_unfolds}"
         )
 
