@@ -235,10 +235,10 @@ class LTC(LiquidSequence):
         batch_first (bool): ``(B, T, F)`` if True, ``(T, B, F)`` if False.
         mixed_memory (bool): Add an LSTM memory cell before the LTC cell at every step.
         input_mapping, output_mapping, ode_unfolds, epsilon, implicit_param_constraints, sparse,
-            fast_weights: See :class:`~ncps_mlx.cells.LTCCell` (here
-            ``implicit_param_constraints=True`` by default, as in ncps; ``sparse`` and
-            ``fast_weights`` are ours). With fast weights the state ``hx`` holds the neurons'
-            potentials followed by one Hebbian trace per fast synapse.
+            fast_weights, routing: See :class:`~ncps_mlx.cells.LTCCell` (here
+            ``implicit_param_constraints=True`` by default, as in ncps; ``sparse``,
+            ``fast_weights`` and ``routing`` are ours). With fast weights the state ``hx`` holds
+            the neurons' potentials followed by one Hebbian trace per fast synapse.
     """
 
     timespans_must_be_positive = True
@@ -257,6 +257,7 @@ class LTC(LiquidSequence):
         implicit_param_constraints: bool = True,
         sparse: bool | None = None,
         fast_weights: bool | None = None,
+        routing: bool | None = None,
     ):
         super().__init__(input_size, return_sequences, batch_first, mixed_memory)
         wiring = _wiring_for(units, input_size)
@@ -270,6 +271,7 @@ class LTC(LiquidSequence):
             implicit_param_constraints=implicit_param_constraints,
             sparse=sparse,
             fast_weights=fast_weights,
+            routing=routing,
         )
         self.wiring = wiring
         self.state_size = self.rnn_cell.state_size
@@ -291,6 +293,7 @@ class LTC(LiquidSequence):
             "implicit_param_constraints": implicit_param_constraints,
             "sparse": sparse,
             "fast_weights": fast_weights,
+            "routing": routing,
         }
 
     def readout(self, outputs):

@@ -11,6 +11,7 @@ from ..wirings.synapses import check_int
 from .common import Prepared, WiredCell
 from .fan_in import FanInTable, fan_in_table, gather_synapse_values
 from .fast_weights import fast_weights_for, hebbian_update, with_fast_weights
+from .routing import routing_gains, routing_plan
 
 __all__ = ["LTCCell"]
 
@@ -80,6 +81,10 @@ class LTCCell(WiredCell, nn.Module):
         fast_weights (bool, optional): Give the wiring's fast synapses (``MetaWiring``) Hebbian
             fast weights (:mod:`ncps_mlx.cells.fast_weights`), kept in the state after the
             potentials. None: on whenever the wiring has fast synapses.
+        routing (bool, optional): Scale a ``DynamicRoutingWiring``'s capsule-to-capsule
+            synapses at every step by routing-by-agreement coupling coefficients computed from
+            the synapses' drives at the step's start (:func:`~ncps_mlx.cells.routing.
+            routing_gains`). None: on whenever the wiring has capsules. Needs the fan-in layout.
     """
 
     def __init__(
@@ -93,6 +98,7 @@ class LTCCell(WiredCell, nn.Module):
         implicit_param_constraints: bool = False,
         sparse: bool | None = None,
         fast_weights: bool | None = None,
+        routing: bool | None = None,
     ):
         super().__init__()
         self._attach_wiring(wiring, in_features, "in_features")
@@ -107,7 +113,14 @@ class LTCCell(WiredCell, nn.Module):
         if sparse not in (None, True, False):
             raise ValueError(f"sparse must be None, True or False, got {sparse!r}")
         self._sparse = sparse
+        has_routing = hasattr(wiring, "routing_pairs")
+        if routing and not has_routing:
+            raise ValueError("routing=True needs a wiring with capsules (DynamicRoutingWiring)")
+        self._use_routing = has_routing if routing is None else bool(routing)
+        if self._use_routing and sparse is False:
+            raise ValueError("routing works on the fan-in layout: use sparse=None or True")
         self._allocate_parameters()
+        self._routing = routing_plan(wiring, self._fan_in) if self._use_routing else None
         has_fast = hasattr(wiring, "fast_synapse_mask")
         if fast_weights and not has_fast:
             raise ValueError("fast_weights=True needs a wiring with fast synapses (MetaWiring)")
@@ -136,7 +149,9 @@ class LTCCell(WiredCell, nn.Module):
             setattr(self, name, _uniform(name, shape))
         # A neuron's time constant grows with its capacitance: slow groups start slower.
         self.cm = self.cm * mx.array(self._wiring.neuron_time_scales())
-        self._fan_in, self._sparsity_mask = self._allocate_synapses("", self._wiring.synapses(), n)
+        self._fan_in, self._sparsity_mask = self._allocate_synapses(
+            "", self._wiring.synapses(), n, force_table=self._use_routing
+        )
         self._sensory_fan_in, self._sensory_sparsity_mask = self._allocate_synapses(
             "sensory_", self._wiring.sensory_synapses(), f
         )
@@ -149,7 +164,7 @@ class LTCCell(WiredCell, nn.Module):
         if self.output_mapping == "affine":
             self.output_b = mx.zeros((m,))
 
-    def _allocate_synapses(self, prefix: str, synapses, num_sources: int):
+    def _allocate_synapses(self, prefix: str, synapses, num_sources: int, force_table=False):
         """``{prefix}sigma, mu, w, erev`` of one synapse set; returns ``(table, dense_mask)``.
 
         Dense layout: ``(num_sources, N)`` matrices and an ``|adjacency|`` mask (ncps's).
@@ -157,7 +172,8 @@ class LTCCell(WiredCell, nn.Module):
         ``N x N`` array is ever made.
         """
         src, dst, polarity = synapses
-        table = _table_if_sparse(self._sparse, src, dst, num_sources, self.num_neurons)
+        sparse = True if force_table else self._sparse
+        table = _table_if_sparse(sparse, src, dst, num_sources, self.num_neurons)
         if table is None:
             erev = np.zeros((num_sources, self.num_neurons), np.float32)
             erev[src, dst] = polarity
@@ -221,6 +237,7 @@ class LTCCell(WiredCell, nn.Module):
         else:
             self._fan_in = table
         self._fast = self._locate_fast_weights()
+        self._routing = routing_plan(self._wiring, table) if self._use_routing else None
 
     def from_ncps(self, name: str, value: np.ndarray) -> np.ndarray:
         """An ncps parameter (dense layout) in this cell's layout (used by the weight loader).
@@ -307,7 +324,8 @@ class LTCCell(WiredCell, nn.Module):
         )
         gleak = self._positive(self.gleak)
         fast = () if self._fast is None else (self.erev, self._fast)
-        params = (synapses, self._positive(self.cm), gleak, gleak * self.vleak, fast)
+        routing = () if self._routing is None else (self._routing,)
+        params = (synapses, self._positive(self.cm), gleak, gleak * self.vleak, fast, routing)
         return Prepared((numerator, denominator), params)
 
     def step(self, inputs_t, params, state, ts=1.0):
@@ -317,12 +335,14 @@ class LTCCell(WiredCell, nn.Module):
         which add to the synapses' weights during the step and are updated after it.
         """
         sensory_numerator, sensory_denominator = inputs_t
-        synapses, cm, gleak, leak_current, fast = params
+        synapses, cm, gleak, leak_current, fast, routing = params
         v = state[..., : self.num_neurons]
         if fast:
             erev, rule = fast
             w = with_fast_weights(synapses[1], state[..., self.num_neurons :], rule)
             synapses = (w * erev, w, *synapses[2:])
+        if routing:
+            synapses = _routed(v, synapses, routing[0])
         cm_t = cm * (self.ode_unfolds / ts)
         numerator_base = leak_current + sensory_numerator
         denominator_base = cm_t + gleak + sensory_denominator + self.epsilon
@@ -377,6 +397,14 @@ def _table_if_sparse(sparse, src, dst, num_sources: int, num_targets: int) -> Fa
         return None
     table = fan_in_table(src, dst, num_targets)
     return table if sparse or 2 * table.width <= num_sources else None
+
+
+def _routed(v, synapses, plan):
+    """The synapses with routing-by-agreement gains from the step's starting potentials."""
+    w_erev, w, mu, sigma, sources = synapses
+    gathered = mx.take(v, sources, axis=-1).reshape(*v.shape[:-1], *mu.shape)
+    gain = routing_gains(mx.sigmoid(sigma * (gathered - mu)) * w, plan)
+    return w_erev * gain, w * gain, mu, sigma, sources
 
 
 def _match_keys(old_keys, old_slots, keys) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,8 @@ Everything is differentiable.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import mlx.core as mx
 import numpy as np
 
@@ -22,6 +24,9 @@ __all__ = [
     "routing_coefficients_mx",
     "capsule_predictions_mx",
     "synapse_coupling_mx",
+    "RoutingPlan",
+    "routing_plan",
+    "routing_gains",
 ]
 
 
@@ -89,3 +94,60 @@ def synapse_coupling_mx(coupling: mx.array, pairs) -> mx.array:
     flat = coupling.reshape(*coupling.shape[:-2], -1)
     gathered = mx.take(flat, mx.array(np.maximum(pairs, 0)), axis=-1)
     return mx.where(mx.array(pairs >= 0), gathered, 1.0)
+
+
+class RoutingPlan(NamedTuple):
+    """Where a DynamicRoutingWiring's routing synapses sit in a cell's fan-in table.
+
+    Attributes:
+        source_capsule: ``(J*D, K, I)`` float one-hot of each output-neuron slot's primary
+            capsule (all zero for slots that do not route).
+        pair: ``(N, K)`` int32 index ``i * J + j`` of each routing slot (0 elsewhere).
+        routed: ``(N, K)`` float, 1 for routing slots.
+        shape: ``(I, J, D)``; iterations: routing iterations per step.
+    """
+
+    source_capsule: mx.array
+    pair: mx.array
+    routed: mx.array
+    shape: tuple
+    iterations: int
+
+
+def routing_plan(wiring, table) -> RoutingPlan:
+    """Lay out ``wiring``'s routing synapses (``routing_pairs()``) in a fan-in ``table``."""
+    num_in, num_out, dim = wiring.num_input_capsules, wiring.num_capsules, wiring.capsule_dim
+    pairs = np.asarray(wiring.routing_pairs())
+    rows, width = table.valid.shape
+    pair = np.full(rows * width, -1, np.int64)
+    pair[table.slot_of_synapse] = pairs
+    pair = pair.reshape(rows, width)
+    routed = pair >= 0
+    one_hot = np.zeros((num_out * dim, width, num_in), np.float32)
+    row, slot = np.nonzero(routed[: num_out * dim])
+    one_hot[row, slot, pair[row, slot] // num_out] = 1.0
+    return RoutingPlan(
+        mx.array(one_hot),
+        mx.array(np.maximum(pair, 0).astype(np.int32)),
+        mx.array(routed.astype(np.float32)),
+        (num_in, num_out, dim),
+        int(wiring.routing_iterations),
+    )
+
+
+def routing_gains(drive: mx.array, plan: RoutingPlan) -> mx.array:
+    """Per-slot gains ``(B, N, K)`` from the synapses' drives ``(B, N, K)``.
+
+    The drives onto each output capsule, summed per primary capsule, are the predictions
+    ``u_hat`` ``(B, I, J, D)``; routing by agreement turns them into coupling coefficients
+    ``c`` ``(B, I, J)`` (summing to 1 over ``J``), and each routing synapse ``i -> j`` is scaled
+    by ``J * c[i, j]`` (1 when the coupling is uniform). Other synapses get gain 1.
+    """
+    num_in, num_out, dim = plan.shape
+    batch = drive.shape[:-2]
+    outputs = drive[..., : num_out * dim, :, None] * plan.source_capsule  # (B, J*D, K, I)
+    predictions = outputs.sum(axis=-2).reshape(*batch, num_out, dim, num_in)
+    predictions = mx.moveaxis(predictions, -1, -3)  # (B, I, J, D)
+    coupling = routing_coefficients_mx(predictions, plan.iterations).reshape(*batch, -1)
+    gathered = mx.take(coupling, plan.pair.reshape(-1), axis=-1).reshape(*batch, *plan.pair.shape)
+    return mx.where(plan.routed > 0, num_out * gathered, 1.0)
