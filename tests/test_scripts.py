@@ -1,0 +1,36 @@
+"""The example and benchmark scripts run (short settings), so the README's commands stay true."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.slow
+
+
+def run(*args):
+    result = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_advanced_wirings_example_trains_every_wiring():
+    out = run("examples/advanced_wirings.py", "--steps", "3")
+    for name in ("AutoNCP", "MultiScaleWiring", "HierarchicalWiring", "AttentionWiring"):
+        assert name in out
+    assert out.count("loss") == 4
+
+
+def test_wiring_build_benchmark_prints_a_row_per_workload():
+    out = run("benchmarks/wiring_build.py", "--quick")
+    assert len([line for line in out.splitlines() if line.startswith("| ")]) == 8
+
+
+def test_cells_benchmark_prints_a_row_per_workload():
+    out = run("benchmarks/cells.py", "--quick", "--repeats", "1")
+    assert len([line for line in out.splitlines() if line.startswith("| ")]) == 5
