@@ -234,11 +234,15 @@ class LTC(LiquidSequence):
         return_sequences (bool): Return every step's output, else only the last.
         batch_first (bool): ``(B, T, F)`` if True, ``(T, B, F)`` if False.
         mixed_memory (bool): Add an LSTM memory cell before the LTC cell at every step.
-        input_mapping, output_mapping, ode_unfolds, epsilon, implicit_param_constraints, sparse,
-            fast_weights, routing: See :class:`~ncps_mlx.cells.LTCCell` (here
-            ``implicit_param_constraints=True`` by default, as in ncps; ``sparse``,
-            ``fast_weights`` and ``routing`` are ours). With fast weights the state ``hx`` holds
-            the neurons' potentials followed by one Hebbian trace per fast synapse.
+        input_mapping (str): See :class:`~ncps_mlx.cells.LTCCell`.
+        output_mapping (str): See :class:`~ncps_mlx.cells.LTCCell`.
+        ode_unfolds (int): See :class:`~ncps_mlx.cells.LTCCell`.
+        epsilon (float): See :class:`~ncps_mlx.cells.LTCCell`.
+        implicit_param_constraints (bool): As in the cell, but True by default (as in ncps).
+        sparse (bool, optional): Synapse layout (ours); see the cell.
+        fast_weights (bool, optional): Hebbian fast weights (ours); with them the state ``hx``
+            holds the neurons' potentials followed by one trace per fast synapse.
+        routing (bool, optional): Routing by agreement for capsule wirings (ours).
     """
 
     timespans_must_be_positive = True

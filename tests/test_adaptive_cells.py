@@ -128,3 +128,19 @@ def test_an_ltc_trained_with_adaptation_reaches_the_loss_of_the_static_one():
         assert wiring.connectivity_version == (3 if adapt_every else 0)
     static, adaptive = results[None], results[20]
     assert adaptive <= 1.5 * static + 1e-3, results
+
+
+def test_sparse_refresh_warns_when_a_fan_in_outgrows_the_table():
+    mx.random.seed(4)
+    wiring = AdaptiveWiring(
+        Random(30, 2, sparsity_level=0.9, random_seed=1), prune_fraction=0.5, seed=2
+    )
+    model = LTC(F, wiring, sparse=True)
+    width = model.rnn_cell._fan_in.width
+    growth = np.zeros((30, 30))
+    growth[:, 5] = 1.0  # every new synapse targets neuron 5
+    wiring.update_connectivity(np.abs(model.rnn_cell.synapse_values("w")), growth)
+    with pytest.warns(UserWarning, match="re-initialise the optimizer state"):
+        model.refresh_wiring()
+    assert model.rnn_cell._fan_in.width > width
+    model(mx.random.normal((1, 3, F)))  # the model still runs

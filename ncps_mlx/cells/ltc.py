@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
@@ -83,8 +85,9 @@ class LTCCell(WiredCell, nn.Module):
             potentials. None: on whenever the wiring has fast synapses.
         routing (bool, optional): Scale a ``DynamicRoutingWiring``'s capsule-to-capsule
             synapses at every step by routing-by-agreement coupling coefficients computed from
-            the synapses' drives at the step's start (:func:`~ncps_mlx.cells.routing.
-            routing_gains`). None: on whenever the wiring has capsules. Needs the fan-in layout.
+            the synapses' drives at the step's start
+            (:func:`~ncps_mlx.cells.routing.routing_gains`). None: on whenever the wiring has
+            capsules. Needs the fan-in layout.
     """
 
     def __init__(
@@ -235,6 +238,13 @@ class LTCCell(WiredCell, nn.Module):
             mask[keys] = 1.0
             self._sparsity_mask = mx.array(mask.reshape(n, n))
         else:
+            if table.width != self._fan_in.width:
+                warnings.warn(
+                    f"a neuron's fan-in grew past the table width ({self._fan_in.width} -> "
+                    f"{table.width}): the synapse parameters changed shape, so re-initialise "
+                    "the optimizer state (optimizer.init(model.trainable_parameters()))",
+                    stacklevel=2,
+                )
             self._fan_in = table
         self._fast = self._locate_fast_weights()
         self._routing = routing_plan(self._wiring, table) if self._use_routing else None

@@ -104,10 +104,14 @@ class MultiScaleWiring(GroupedWiring):
     its polarities:
 
     1. fast -> output (``fan_in``): the fast path.
-    2. fast -> medium (``fan_in``), 3. medium -> medium (``fan_in``, recurrence),
-       4. medium -> slow (``fan_in``), 5. slow -> slow (``fan_in``, recurrence).
-    6. medium -> output, 7. slow -> output (``output_fan_in``).
-    8. If ``feedback``: medium -> fast, 9. slow -> medium (``fan_in``).
+    2. fast -> medium (``fan_in``).
+    3. medium -> medium (``fan_in``, recurrence).
+    4. medium -> slow (``fan_in``).
+    5. slow -> slow (``fan_in``, recurrence).
+    6. medium -> output (``output_fan_in``).
+    7. slow -> output (``output_fan_in``).
+    8. If ``feedback``: medium -> fast (``fan_in``).
+    9. If ``feedback``: slow -> medium (``fan_in``).
     10. At ``build``: sensory -> fast (``sensory_fan_in``); no other group gets sensory input.
 
     Synapse count: ``O*k(F) + M*k(F) + M*k(M) + S*k(M) + S*k(S) + O*(ko(M) + ko(S))``, plus
