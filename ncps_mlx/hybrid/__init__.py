@@ -1,0 +1,5 @@
+"""Hybrid sequence layers whose projections are masked by wirings (work in progress)."""
+
+from .wired_linear import QuantizedWiredLinear, WiredLinear, wiring_mask
+
+__all__ = ["WiredLinear", "QuantizedWiredLinear", "wiring_mask"]
