@@ -2,10 +2,10 @@
 
 import mlx.core as mx
 import mlx.nn as nn
-import mlx.optimizers as optim
 import numpy as np
 import pytest
 from mlx.utils import tree_flatten, tree_unflatten
+from training import train
 
 from ncps_mlx import LTC, CfC
 from ncps_mlx.wirings import AdaptiveWiring, AutoNCP, Random, Wiring
@@ -98,20 +98,14 @@ def sine_task():
     return mx.array(x), mx.array(np.repeat(y, 2, axis=-1))
 
 
-def train(model, x, y, steps, adapt_every=None):
-    optimizer = optim.Adam(learning_rate=0.02)
-    loss_and_grad = nn.value_and_grad(model, lambda m: nn.losses.mse_loss(m(x)[0], y))
-    losses = []
-    for step in range(steps):
-        loss, grads = loss_and_grad(model)
-        optimizer.update(model, grads)
-        mx.eval(model.parameters(), optimizer.state)
-        losses.append(loss.item())
+def train_with_rewiring(model, x, y, steps, adapt_every=None):
+    def rewire(step):
         # Adapt during the first 60% of training, then let the final connectome settle (RigL).
         if adapt_every and (step + 1) % adapt_every == 0 and step < 0.6 * steps:
             model.wiring.update_connectivity(np.abs(model.rnn_cell.synapse_values("w")))
             model.refresh_wiring()
-    return losses
+
+    return train(model, lambda m: nn.losses.mse_loss(m(x)[0], y), steps, 0.02, rewire)
 
 
 def test_an_ltc_trained_with_adaptation_reaches_the_loss_of_the_static_one():
@@ -122,7 +116,7 @@ def test_an_ltc_trained_with_adaptation_reaches_the_loss_of_the_static_one():
         wiring = AdaptiveWiring(AutoNCP(20, 2, seed=1), prune_fraction=0.1, seed=2)
         model = LTC(3, wiring)
         budget = wiring.synapse_count
-        losses = train(model, x, y, 120, adapt_every)
+        losses = train_with_rewiring(model, x, y, 120, adapt_every)
         results[adapt_every] = min(losses[-10:])
         assert wiring.synapse_count == budget
         assert wiring.connectivity_version == (3 if adapt_every else 0)

@@ -2,9 +2,9 @@
 
 import mlx.core as mx
 import mlx.nn as nn
-import mlx.optimizers as optim
 import numpy as np
 import pytest
+from training import train
 
 from ncps_mlx import LTC, CfC
 from ncps_mlx.hybrid import LiquidLayer
@@ -59,14 +59,7 @@ def test_the_layer_trains():
     t = np.linspace(0, 4 * np.pi, 24, dtype=np.float32)
     x = mx.array(np.stack([np.sin(t + p) for p in range(8)])[..., None].repeat(4, -1))
     y = mx.array(np.stack([np.sin(t + p - 0.5) for p in range(8)])[..., None].repeat(4, -1))
-    optimizer = optim.Adam(learning_rate=0.01)
-    loss_and_grad = nn.value_and_grad(layer, lambda m: nn.losses.mse_loss(m(x)[0], y))
-    losses = []
-    for _ in range(60):
-        loss, grads = loss_and_grad(layer)
-        optimizer.update(layer, grads)
-        mx.eval(layer.parameters(), optimizer.state)
-        losses.append(loss.item())
+    losses = train(layer, lambda m: nn.losses.mse_loss(m(x)[0], y), 60, 0.01)
     assert min(losses[-5:]) < losses[0] / 5
 
 

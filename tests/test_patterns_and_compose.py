@@ -4,9 +4,9 @@ import json
 
 import mlx.core as mx
 import mlx.nn as nn
-import mlx.optimizers as optim
 import numpy as np
 import pytest
+from training import train
 
 from ncps_mlx import LTC, CfC
 from ncps_mlx.wirings import (
@@ -210,12 +210,5 @@ def test_models_on_composed_wirings_learn_a_delayed_sine(cls, make):
     y = mx.array(np.stack([np.sin(t + p - 0.5) for p in np.linspace(0, 1, 8)])[..., None])
     mx.random.seed(0)
     model = cls(1, make())
-    optimizer = optim.Adam(learning_rate=0.01)
-    loss_and_grad = nn.value_and_grad(model, lambda m: nn.losses.mse_loss(m(x)[0], y))
-    losses = []
-    for _ in range(80):
-        loss, grads = loss_and_grad(model)
-        optimizer.update(model, grads)
-        mx.eval(model.parameters(), optimizer.state)
-        losses.append(loss.item())
+    losses = train(model, lambda m: nn.losses.mse_loss(m(x)[0], y), 80, 0.01)
     assert min(losses[-5:]) < losses[0] / 5, (losses[0], losses[-5:])

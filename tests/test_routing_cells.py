@@ -2,9 +2,9 @@
 
 import mlx.core as mx
 import mlx.nn as nn
-import mlx.optimizers as optim
 import numpy as np
 import pytest
+from training import train
 
 from ncps_mlx import LTC, LTCCell
 from ncps_mlx.cells.routing import routing_coefficients_mx, routing_gains, routing_plan
@@ -61,12 +61,5 @@ def test_an_ltc_with_routing_trains():
     x = mx.array(np.stack(np.broadcast_arrays(*channels), axis=-1))
     y = mx.array(np.repeat(np.sin(t + phases - 0.5)[..., None], 6, axis=-1))
     model = LTC(F, wiring())
-    optimizer = optim.Adam(learning_rate=0.02)
-    loss_and_grad = nn.value_and_grad(model, lambda m: nn.losses.mse_loss(m(x)[0], y))
-    losses = []
-    for _ in range(60):
-        loss, grads = loss_and_grad(model)
-        optimizer.update(model, grads)
-        mx.eval(model.parameters(), optimizer.state)
-        losses.append(loss.item())
+    losses = train(model, lambda m: nn.losses.mse_loss(m(x)[0], y), 60, 0.02)
     assert min(losses[-5:]) < losses[0] / 5, losses[::10]
