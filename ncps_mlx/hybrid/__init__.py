@@ -1,6 +1,25 @@
-"""Hybrid sequence layers whose projections are masked by wirings (work in progress)."""
+"""Hybrid sequence layers whose projections are masked by wirings.
 
+Every layer maps ``(B, T, D) -> (B, T, D)`` causally and offers ``__call__(x, cache=None) ->
+(y, cache)`` for whole sequences (continuing from a cache), ``step(x_t, cache) -> (y_t, cache)``
+for streaming, and ``make_cache(batch)``.
+"""
+
+from .attention import AttentionCache, CausalSelfAttention
+from .conv import CausalConvBlock
+from .ffn import FeedForward
+from .kan import KANLayer
 from .liquid import LiquidLayer
 from .wired_linear import QuantizedWiredLinear, WiredLinear, wiring_mask
 
-__all__ = ["WiredLinear", "QuantizedWiredLinear", "wiring_mask", "LiquidLayer"]
+__all__ = [
+    "WiredLinear",
+    "QuantizedWiredLinear",
+    "wiring_mask",
+    "CausalSelfAttention",
+    "AttentionCache",
+    "FeedForward",
+    "CausalConvBlock",
+    "KANLayer",
+    "LiquidLayer",
+]
