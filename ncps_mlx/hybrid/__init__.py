@@ -10,6 +10,7 @@ from .conv import CausalConvBlock
 from .ffn import FeedForward
 from .kan import KANLayer
 from .liquid import LiquidLayer
+from .ssm import MambaBlock, MambaCache
 from .wired_linear import QuantizedWiredLinear, WiredLinear, wiring_mask
 
 __all__ = [
@@ -22,4 +23,6 @@ __all__ = [
     "CausalConvBlock",
     "KANLayer",
     "LiquidLayer",
+    "MambaBlock",
+    "MambaCache",
 ]
