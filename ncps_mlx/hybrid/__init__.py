@@ -6,10 +6,13 @@ for streaming, and ``make_cache(batch)``.
 """
 
 from .attention import AttentionCache, CausalSelfAttention
+from .builder import HybridBuilder, HybridModel, LayerType
 from .conv import CausalConvBlock
 from .ffn import FeedForward
+from .gla import GatedLinearAttention
 from .kan import KANLayer
 from .liquid import LiquidLayer
+from .rwkv import RWKVBlock, RWKVCache
 from .ssm import MambaBlock, MambaCache
 from .wired_linear import QuantizedWiredLinear, WiredLinear, wiring_mask
 
@@ -25,4 +28,10 @@ __all__ = [
     "LiquidLayer",
     "MambaBlock",
     "MambaCache",
+    "GatedLinearAttention",
+    "RWKVBlock",
+    "RWKVCache",
+    "HybridBuilder",
+    "HybridModel",
+    "LayerType",
 ]
