@@ -10,7 +10,7 @@ Both layers run the recurrence
 
 with a per-head state :math:`S_t \in \mathbb{R}^{d_k \times d_v}`. GLA reads
 :math:`o_t = q_t S_t`; RWKV-6 reads :math:`o_t = r_t (S_{t-1} + \operatorname{diag}(u) k_t^\top
-v_t)`. :func:`decay_attention_step` is one step of it; :func:`decay_attention_chunked` is the
+v_t)`. :func:`decay_attention_step` is one step of it; :func:`.decay_attention_chunked` is the
 chunkwise form, linear in :math:`T`.
 """
 
@@ -41,7 +41,7 @@ def decay_attention_step(q, k, v, log_decay, state, bonus=None):
 
 
 def _intra_chunk(q, k, cumulative, query_decay, bonus, sub_size=8):
-    r"""The ``(B, H, N, C, C)`` intra-chunk scores of :func:`decay_attention_chunked`.
+    r"""The ``(B, H, N, C, C)`` intra-chunk scores of :func:`.decay_attention_chunked`.
 
     Secondary chunking (GLA paper, Sec. 4): the chunk is cut into sub-blocks of ``c`` steps. For
     query sub-block :math:`a` and every earlier key, the decay factors through the log-decay
@@ -87,7 +87,7 @@ def decay_attention_chunked(q, k, v, log_decay, state, chunk_size, bonus=None):
 
     with :math:`\beta = 1` (GLA) or :math:`u` (RWKV-6). Every exponent is a *relative* decay
     (:math:`\le 0`), so nothing overflows however strong the decay. The intra-chunk scores are
-    computed for all chunks at once (:func:`_intra_chunk`, secondary chunking); only the state is
+    computed for all chunks at once (``_intra_chunk``, secondary chunking); only the state is
     carried in a loop over the :math:`T / C` chunks. Cost :math:`O(T C d_k + T d_k d_v)`, memory
     :math:`O(T C d_k / c)`. Returns ``(o, state)``; ``T`` need not be a multiple of ``C`` (the
     last chunk is padded with zero keys and zero log-decays, which leave the state unchanged).
@@ -132,7 +132,7 @@ class GatedLinearAttention(nn.Module):
     d_k`) with temperature :math:`\tau = 16` as in the paper. Every projection is a
     :class:`WiredLinear` masked by ``wiring``.
 
-    ``__call__`` is the chunkwise form (:func:`decay_attention_chunked`: exact intra-chunk
+    ``__call__`` is the chunkwise form (:func:`.decay_attention_chunked`: exact intra-chunk
     attention with relative decays, the state carried between chunks, cost linear in ``T``);
     :meth:`step` is the recurrence. Shapes: ``x`` ``(B, T, D)`` (``NLD``), cache ``(B, H, d_k,
     d_k)``.

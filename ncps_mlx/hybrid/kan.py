@@ -54,7 +54,7 @@ class KANLayer(nn.Module):
 
     with :math:`C = G + k` B-spline bases of degree :math:`k` (``spline_order``) on a uniform
     grid of :math:`G` (``grid_size``) intervals over ``grid_range``, extended by :math:`k`
-    intervals each side (:func:`bspline_bases`); outside the extended grid the spline term is
+    intervals each side (:func:`.bspline_bases`); outside the extended grid the spline term is
     zero. The base weights :math:`w^b` and each coefficient matrix :math:`w^{(c)}` are
     ``(D, D)`` :class:`WiredLinear` weights sharing the wiring's mask, so a missing edge has
     neither a base nor a spline term (the coefficients start as ``WiredLinear``'s uniform

@@ -110,8 +110,8 @@ class MambaBlock(nn.Module):
     Mamba, :math:`A_{log} = \log(1..N)` per channel, :math:`D = 1`, and :math:`b_{dt}` makes
     :math:`\Delta` start log-uniform in ``[1e-3, 0.1]``.
 
-    ``__call__`` runs a whole sequence with :func:`selective_scan`; :meth:`step` advances one
-    step with :func:`selective_step`; both take and return a :class:`MambaCache`.
+    ``__call__`` runs a whole sequence with :func:`.selective_scan`; :meth:`step` advances one
+    step with :func:`.selective_step`; both take and return a :class:`MambaCache`.
 
     Args:
         d_model (int): Model width ``D``.

@@ -106,7 +106,7 @@ class WiredLinear(nn.Module):
 
 class QuantizedWiredLinear(nn.QuantizedLinear):
     """A quantized :class:`WiredLinear`: the masked weight, quantized; the mask is kept as
-    ``_mask`` (so :meth:`dequantized_weight` is exactly zero where the wiring has no synapse)."""
+    ``_mask`` (so ``dequantized_weight()`` is exactly zero where the wiring has no synapse)."""
 
     @classmethod
     def from_wired_linear(cls, layer: WiredLinear, group_size=None, bits=None, mode="affine"):
