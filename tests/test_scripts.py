@@ -34,3 +34,9 @@ def test_wiring_build_benchmark_prints_a_row_per_workload():
 def test_cells_benchmark_prints_a_row_per_workload():
     out = run("benchmarks/cells.py", "--quick", "--repeats", "1")
     assert len([line for line in out.splitlines() if line.startswith("| ")]) == 5
+
+
+def test_hybrid_benchmark_prints_a_row_per_layer_type():
+    out = run("benchmarks/hybrid.py", "--quick")
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "T=" not in line]
+    assert len([r for r in rows if "x)" in r]) == 9
