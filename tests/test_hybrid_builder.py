@@ -179,3 +179,11 @@ def test_a_hybrid_stack_trains_on_a_small_sequence_task():
 
     losses = train(Net(), lambda m: nn.losses.mse_loss(m(x), y), 60, 0.01)
     assert min(losses[-5:]) < losses[0] / 5
+
+
+def test_param_count_materialises_no_weights():
+    # MLX arrays are lazy: counting a ~780M-parameter stack allocates (almost) nothing.
+    mx.reset_peak_memory()
+    count = HybridBuilder.param_count(["mamba", "attention", "gla", "ffn"] * 2, 64, 4096)
+    assert count > 5e8
+    assert mx.get_peak_memory() < 0.001 * count * 4  # far below the weights' 3 GB
