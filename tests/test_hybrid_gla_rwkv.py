@@ -243,3 +243,24 @@ def test_bad_arguments_raise_value_errors_naming_them(make, names):
     with pytest.raises(ValueError) as error:
         make()
     assert all(name in str(error.value) for name in names)
+
+
+def test_unbounded_log_decays_are_clamped_so_chunked_and_step_forms_agree():
+    from ncps_mlx.hybrid.gla import MIN_LOG_DECAY, decay_attention_chunked, decay_attention_step
+
+    mx.random.seed(7)
+    b, h, t, k = 2, 2, 40, 4
+    q, key, v = (mx.random.normal((b, h, t, k)) for _ in range(3))
+    log_decay = -mx.exp(mx.random.uniform(0, 21, (b, h, t, k)))  # down to about -1.3e9
+    state = mx.zeros((b, h, k, k))
+    out, final = decay_attention_chunked(q, key, v, log_decay, state, 16, bonus=mx.ones((h, k)))
+    steps, s = [], state
+    for i in range(t):
+        o, s = decay_attention_step(
+            q[:, :, i], key[:, :, i], v[:, :, i], log_decay[:, :, i], s, bonus=mx.ones((h, k))
+        )
+        steps.append(o)
+    assert MIN_LOG_DECAY == -30.0
+    assert bool(mx.all(mx.isfinite(out)).item())
+    np.testing.assert_allclose(np.array(out), np.array(mx.stack(steps, axis=2)), atol=1e-4)
+    np.testing.assert_allclose(np.array(final), np.array(s), atol=1e-4)

@@ -27,6 +27,12 @@ from .wired_linear import WiredLinear
 __all__ = ["GatedLinearAttention", "decay_attention_chunked", "decay_attention_step"]
 
 
+#: Log-decays are clamped here (``e^-30`` is a complete reset in float32): unbounded values
+#: (e.g. RWKV's ``-exp(...)`` late in training) would make the chunked cumulative sums
+#: overflow while the step form stays finite.
+MIN_LOG_DECAY = -30.0
+
+
 def decay_attention_step(q, k, v, log_decay, state, bonus=None):
     r"""One step of the decayed recurrence. ``q, k, log_decay`` ``(B, H, K)``, ``v`` ``(B, H, V)``,
     ``state`` ``(B, H, K, V)``; returns ``(o (B, H, V), new state)``.
@@ -35,7 +41,7 @@ def decay_attention_step(q, k, v, log_decay, state, bonus=None):
     :math:`o_t = q_t (S_{t-1} + \operatorname{diag}(u) k_t^\top v_t)`.
     """
     kv = k[..., :, None] * v[..., None, :]
-    new_state = mx.exp(log_decay)[..., None] * state + kv
+    new_state = mx.exp(mx.maximum(log_decay, MIN_LOG_DECAY))[..., None] * state + kv
     read = new_state if bonus is None else state + bonus[..., None] * kv
     return (q[..., None, :] @ read)[..., 0, :], new_state
 
@@ -101,6 +107,7 @@ def decay_attention_chunked(q, k, v, log_decay, state, chunk_size, bonus=None):
         a = mx.pad(a, [(0, 0), (0, 0), (0, pad), (0, 0)]) if pad else a
         return a.reshape(batch, heads, chunks, size, a.shape[-1])
 
+    log_decay = mx.maximum(log_decay, MIN_LOG_DECAY)
     q, k, v, log_decay = split(q), split(k), split(v), split(log_decay)
     cumulative = mx.cumsum(log_decay, axis=3)
     query_decay = cumulative if bonus is None else cumulative - log_decay
