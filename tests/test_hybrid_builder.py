@@ -187,3 +187,15 @@ def test_param_count_materialises_no_weights():
     count = HybridBuilder.param_count(["mamba", "attention", "gla", "ffn"] * 2, 64, 4096)
     assert count > 5e8
     assert mx.get_peak_memory() < 0.001 * count * 4  # far below the weights' 3 GB
+
+
+@pytest.mark.parametrize("layer", ["cfc", "ltc"])
+@pytest.mark.parametrize(
+    "wiring",
+    [AutoNCP(40, 4, seed=2), AttentionWiring(8, 2, 8, seed=3)],
+    ids=["autoncp", "attention"],
+)
+def test_param_count_of_liquid_layers_follows_their_wiring(layer, wiring):
+    options = {"wiring": {layer: wiring}, "liquid_features": 6}
+    built = parameter_count(HybridBuilder.build([layer], E, H, **options))
+    assert HybridBuilder.param_count([layer], E, H, **options) == built

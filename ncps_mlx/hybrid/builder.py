@@ -28,6 +28,9 @@ class LayerType:
         options: Builder option -> constructor keyword (``{"mamba_state_size": "state_size"}``).
         cell_wiring: True if the layer's ``wiring`` is the wiring of a liquid cell rather than a
             mask for projections: such layers take a wiring only from a dict by layer name.
+        count: ``count(d_model, wiring=..., **kwargs)``, the layer's exact parameter count
+            without building it (None: :meth:`HybridBuilder.param_count` counts the shapes of a
+            lazily constructed layer, which materialises no weights).
     """
 
     name: str
@@ -35,6 +38,7 @@ class LayerType:
     factory: Callable
     options: dict
     cell_wiring: bool = False
+    count: Callable | None = None
 
 
 class HybridModel(nn.Module):
@@ -100,14 +104,16 @@ class HybridBuilder:
     )
 
     @classmethod
-    def register(cls, name, code, factory, options=None, cell_wiring=False) -> None:
+    def register(cls, name, code, factory, options=None, cell_wiring=False, count=None) -> None:
         """Register a layer type (also for user layers); arguments as in :class:`LayerType`."""
         if not name.isidentifier():
             raise ValueError(f"name must be an identifier, got {name!r}")
         taken = {t.code: t.name for t in cls._registry.values() if t.name != name}
         if len(code) != 1 or code in taken:
             raise ValueError(f"code must be one new character, got {code!r} (taken: {taken})")
-        cls._registry[name] = LayerType(name, code, factory, dict(options or {}), cell_wiring)
+        cls._registry[name] = LayerType(
+            name, code, factory, dict(options or {}), cell_wiring, count
+        )
 
     @classmethod
     def layer_types(cls) -> list[str]:
@@ -128,7 +134,8 @@ class HybridBuilder:
         return list(pattern)
 
     @classmethod
-    def _layer(cls, name: str, hidden_size: int, options: dict) -> nn.Module:
+    def _arguments(cls, name: str, options: dict) -> dict:
+        """The constructor keywords of layer ``name`` (its ``wiring`` included) from options."""
         layer_type = cls._registry[name]
         wiring = options.get("wiring")
         if isinstance(wiring, dict):
@@ -140,7 +147,17 @@ class HybridBuilder:
                 f"wiring must be a Wiring or a dict of Wirings, got {type(wiring).__name__}"
             )
         kwargs = {keyword: options[o] for o, keyword in layer_type.options.items() if o in options}
-        return layer_type.factory(hidden_size, wiring=wiring, **kwargs)
+        return {"wiring": wiring, **kwargs}
+
+    @classmethod
+    def _layer(cls, name: str, hidden_size: int, options: dict) -> nn.Module:
+        return cls._registry[name].factory(hidden_size, **cls._arguments(name, options))
+
+    @classmethod
+    def _check_options(cls, options: dict) -> None:
+        unknown = sorted(set(options) - set(cls.options()))
+        if unknown:
+            raise ValueError(f"unknown options {unknown}; valid: {cls.options()}")
 
     @classmethod
     def build(
@@ -162,9 +179,7 @@ class HybridBuilder:
         pattern = cls._check_pattern(pattern)
         check_int(embed_size, "embed_size", minimum=1)
         check_int(hidden_size, "hidden_size", minimum=1)
-        unknown = sorted(set(options) - set(cls.options()))
-        if unknown:
-            raise ValueError(f"unknown options {unknown}; valid: {cls.options()}")
+        cls._check_options(options)
         layers, index_of, shared_index = [], {}, []
         for name in pattern:
             if name in shared and name in index_of:
@@ -212,13 +227,29 @@ class HybridBuilder:
     def param_count(
         cls, pattern, embed_size: int, hidden_size: int = 256, shared=(), **options
     ) -> int:
-        """The exact parameter count of ``build(pattern, ...)``.
+        """The exact parameter count of ``build(pattern, ...)``, without building it.
 
-        Computed from the parameter shapes of lazily constructed layers: MLX arrays are lazy,
-        so no weight is initialised or allocated.
+        Sums the layers' count formulas (:mod:`ncps_mlx.hybrid.param_counts`), the input
+        projection and the norms. A registered layer without a formula is constructed lazily
+        and its parameter shapes summed (MLX arrays are lazy: no weight is materialised).
         """
-        model = cls.build(pattern, embed_size, hidden_size, shared=shared, **options)
-        return sum(array.size for _, array in tree_flatten(model.parameters()))
+        pattern = cls._check_pattern(pattern)
+        check_int(embed_size, "embed_size", minimum=1)
+        check_int(hidden_size, "hidden_size", minimum=1)
+        cls._check_options(options)
+        total = embed_size * hidden_size + hidden_size + hidden_size * (len(pattern) + 1)
+        seen = set()
+        for name in pattern:
+            if name in shared and name in seen:
+                continue
+            seen.add(name)
+            count = cls._registry[name].count
+            if count is None:
+                layer = cls._layer(name, hidden_size, options)
+                total += sum(array.size for _, array in tree_flatten(layer.parameters()))
+            else:
+                total += count(hidden_size, **cls._arguments(name, options))
+        return total
 
 
 def _register_builtin_layers() -> None:
@@ -228,10 +259,14 @@ def _register_builtin_layers() -> None:
     from .gla import GatedLinearAttention
     from .kan import KANLayer
     from .liquid import LiquidLayer
+    from .param_counts import LAYER_PARAMETER_COUNTS
     from .rwkv import RWKVBlock
     from .ssm import MambaBlock
 
-    register = HybridBuilder.register
+    def register(name, code, factory, options, cell_wiring=False):
+        count = LAYER_PARAMETER_COUNTS[name]
+        HybridBuilder.register(name, code, factory, options, cell_wiring, count)
+
     register(
         "mamba",
         "M",
