@@ -40,3 +40,10 @@ def test_hybrid_benchmark_prints_a_row_per_layer_type():
     out = run("benchmarks/hybrid.py", "--quick")
     rows = [line for line in out.splitlines() if line.startswith("| ") and "T=" not in line]
     assert len([r for r in rows if "x)" in r]) == 9
+
+
+def test_hybrid_patterns_example_trains_each_pattern():
+    out = run(
+        "examples/hybrid_patterns.py", "--steps", "2", "--patterns", "ssm_stack", "jamba_like"
+    )
+    assert "ssm_stack" in out and "jamba_like" in out
