@@ -229,7 +229,7 @@ class HybridBuilder:
     ) -> int:
         """The exact parameter count of ``build(pattern, ...)``, without building it.
 
-        Sums the layers' count formulas (:mod:`ncps_mlx.hybrid.param_counts`), the input
+        Sums the layers' count formulas (``ncps_mlx.hybrid.param_counts``), the input
         projection and the norms. A registered layer without a formula is constructed lazily
         and its parameter shapes summed (MLX arrays are lazy: no weight is materialised).
         """
