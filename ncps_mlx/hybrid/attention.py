@@ -13,6 +13,18 @@ from .wired_linear import WiredLinear
 __all__ = ["AttentionCache", "CausalSelfAttention"]
 
 
+def head_dimension(d_model: int, num_heads: int, head_dim: int | None) -> int:
+    """``head_dim``, or ``d_model // num_heads`` when it is None (then it must divide)."""
+    if head_dim is None:
+        if d_model % num_heads:
+            raise ValueError(
+                f"d_model ({d_model}) must be divisible by num_heads ({num_heads}) "
+                "when head_dim is not given"
+            )
+        head_dim = d_model // num_heads
+    return check_int(head_dim, "head_dim", minimum=1)
+
+
 @dataclass
 class AttentionCache:
     """Keys and values seen so far, for streaming.
@@ -73,14 +85,7 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         self.d_model = check_int(d_model, "d_model", minimum=1)
         self.num_heads = check_int(num_heads, "num_heads", minimum=1)
-        if head_dim is None:
-            if self.d_model % self.num_heads:
-                raise ValueError(
-                    f"d_model ({d_model}) must be divisible by num_heads ({num_heads}) "
-                    "when head_dim is not given"
-                )
-            head_dim = self.d_model // self.num_heads
-        self.head_dim = check_int(head_dim, "head_dim", minimum=1)
+        self.head_dim = head_dimension(self.d_model, self.num_heads, head_dim)
         self.window_size = None if window_size is None else check_int(window_size, "window_size", 1)
         if rope and self.head_dim % 2:
             raise ValueError(f"head_dim must be even for RoPE, got {self.head_dim}")

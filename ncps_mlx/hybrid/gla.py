@@ -22,6 +22,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from ..wirings.synapses import check_int
+from .attention import head_dimension
 from .wired_linear import WiredLinear
 
 __all__ = ["GatedLinearAttention", "decay_attention_chunked", "decay_attention_step"]
@@ -168,14 +169,7 @@ class GatedLinearAttention(nn.Module):
         super().__init__()
         self.d_model = check_int(d_model, "d_model", minimum=1)
         self.num_heads = check_int(num_heads, "num_heads", minimum=1)
-        if head_dim is None:
-            if self.d_model % self.num_heads:
-                raise ValueError(
-                    f"d_model ({d_model}) must be divisible by num_heads ({num_heads}) "
-                    "when head_dim is not given"
-                )
-            head_dim = self.d_model // self.num_heads
-        self.head_dim = check_int(head_dim, "head_dim", minimum=1)
+        self.head_dim = head_dimension(self.d_model, self.num_heads, head_dim)
         self.chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
         gate_rank = check_int(gate_rank, "gate_rank", minimum=1)
         if not gate_temperature > 0:
