@@ -14,10 +14,9 @@ matplotlib.use("Agg")
 
 import matplotlib.figure  # noqa: E402
 import mlx.core as mx  # noqa: E402
-import mlx.nn as nn  # noqa: E402
-import mlx.optimizers as optim  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from training import train  # noqa: E402
 
 from ncps_mlx import LTC, CfC  # noqa: E402
 from ncps_mlx.viz import save_wiring_plot  # noqa: E402
@@ -486,17 +485,6 @@ def test_ltc_and_cfc_over_the_wiring_learn_a_phase_shifted_sine(make, model_clas
     x, target = sine_task()
     model = model_class(2, make())
     assert model.output_size == 1
-    optimizer = optim.Adam(learning_rate=0.02)
-
-    def loss(model):
-        return mx.mean((model(x)[0] - target) ** 2)
-
-    loss_and_grad = nn.value_and_grad(model, loss)
-    losses = []
-    for _ in range(40):
-        value, grads = loss_and_grad(model)
-        optimizer.update(model, grads)
-        mx.eval(model.parameters(), optimizer.state)
-        losses.append(value.item())
+    losses = train(model, lambda m: mx.mean((m(x)[0] - target) ** 2), 40, 0.02)
     assert np.all(np.isfinite(losses))
     assert losses[-1] <= losses[0] / 5, (losses[0], losses[-1])

@@ -12,11 +12,10 @@ import matplotlib
 matplotlib.use("Agg")
 
 import mlx.core as mx  # noqa: E402
-import mlx.nn as nn  # noqa: E402
-import mlx.optimizers as optim  # noqa: E402
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from training import train  # noqa: E402
 
 from ncps_mlx import LTC, CfC, viz  # noqa: E402
 from ncps_mlx.wirings import Wiring  # noqa: E402
@@ -342,19 +341,7 @@ def test_layered_plot_is_written_with_groups_as_neuron_types(kind, tmp_path):
 
 
 def _fit(model, x, y, steps=60, learning_rate=0.01):
-    optimizer = optim.Adam(learning_rate=learning_rate)
-
-    def loss_fn(module):
-        return mx.mean((module(x)[0] - y) ** 2)
-
-    loss_and_grad = nn.value_and_grad(model, loss_fn)
-    losses = []
-    for _ in range(steps):
-        loss, grads = loss_and_grad(model)
-        optimizer.update(model, grads)
-        mx.eval(model.parameters(), optimizer.state)
-        losses.append(loss.item())
-    return losses
+    return train(model, lambda m: mx.mean((m(x)[0] - y) ** 2), steps, learning_rate)
 
 
 @pytest.mark.parametrize("model_class", [LTC, CfC])

@@ -14,10 +14,9 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import mlx.core as mx  # noqa: E402
-import mlx.nn as nn  # noqa: E402
-import mlx.optimizers as optim  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from training import train  # noqa: E402
 
 from ncps_mlx import LTC, CfC  # noqa: E402
 from ncps_mlx.cells.routing import (  # noqa: E402
@@ -678,13 +677,6 @@ def test_liquid_networks_on_dynamic_wirings_learn_a_phase_shift(module, make):
     mx.random.seed(0)
     x, target = _sine_task()
     model = module(2, make())
-    optimizer = optim.Adam(learning_rate=0.02)
-    loss_and_grad = nn.value_and_grad(model, lambda m: mx.mean((m(x)[0] - target) ** 2))
-    losses = []
-    for _ in range(30):
-        value, grads = loss_and_grad(model)
-        optimizer.update(model, grads)
-        mx.eval(model.parameters(), optimizer.state)
-        losses.append(value.item())
+    losses = train(model, lambda m: mx.mean((m(x)[0] - target) ** 2), 30, 0.02)
     assert np.all(np.isfinite(losses))
     assert losses[-1] <= losses[0] / 5, (losses[0], losses[-1])

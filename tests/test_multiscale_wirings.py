@@ -9,10 +9,9 @@ import json
 
 import matplotlib
 import mlx.core as mx
-import mlx.nn as nn
-import mlx.optimizers as optim
 import numpy as np
 import pytest
+from training import train
 
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
@@ -532,12 +531,5 @@ def test_models_over_the_wirings_learn_a_delayed_copy_of_a_sine(make, model_clas
     inputs, targets = delayed_sine()  # target(t) = input(t - 2)
     mx.random.seed(0)
     model = model_class(1, make())
-    optimizer = optim.Adam(learning_rate=learning_rate)
-    loss_and_grad = nn.value_and_grad(model, lambda m: mx.mean((m(inputs)[0] - targets) ** 2))
-    losses = []
-    for _ in range(40):
-        loss, grads = loss_and_grad(model)
-        optimizer.update(model, grads)
-        mx.eval(model.parameters(), optimizer.state)
-        losses.append(loss.item())
+    losses = train(model, lambda m: mx.mean((m(inputs)[0] - targets) ** 2), 40, learning_rate)
     assert min(losses[-10:]) < losses[0] / 5

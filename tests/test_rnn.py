@@ -11,10 +11,10 @@ Tolerances: float32, 1e-5 absolute (``ATOL``) between a whole-sequence run and a
 
 import mlx.core as mx
 import mlx.nn as nn
-import mlx.optimizers as optim
 import numpy as np
 import pytest
 from mlx.utils import tree_flatten
+from training import train
 
 from ncps_mlx import LTC, NCP, AutoNCP, CfC, FullyConnected
 
@@ -630,18 +630,7 @@ def test_cfc_with_autoncp_learns_sine_wave_prediction():
     x = mx.array(np.sin(t)[..., None].astype(np.float32))
     target = mx.array(np.sin(t + 0.6)[..., None].astype(np.float32))
     model = CfC(1, AutoNCP(16, 1))
-    optimizer = optim.Adam(learning_rate=0.01)
-
-    def loss(model):
-        return mx.mean((model(x)[0] - target) ** 2)
-
-    loss_and_grad = nn.value_and_grad(model, loss)
-    losses = []
-    for _ in range(80):
-        value, grads = loss_and_grad(model)
-        optimizer.update(model, grads)
-        mx.eval(model.parameters(), optimizer.state)
-        losses.append(value.item())
+    losses = train(model, lambda m: mx.mean((m(x)[0] - target) ** 2), 80, 0.01)
     assert np.all(np.isfinite(losses))
     assert losses[-1] <= losses[0] / 10, (losses[0], losses[-1])
 
