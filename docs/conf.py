@@ -60,7 +60,7 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(mx|mlx)(\..*)?"),
     (r"py:.*", r"(nn)(\..*)?"),
     (r"py:.*", r"(nx|networkx)(\..*)?"),
-    (r"py:.*", r"(matplotlib|os|collections)(\..*)?"),
+    (r"py:.*", r"(matplotlib|os|collections|argparse)(\..*)?"),
     # Prose in Google-style type fields ("tuple of 3 floats", "sequence of int").
     (r"py:class", r"(optional|callable|sequence|array-like|floats|ints|\d+ \w+)"),
 ]
@@ -79,6 +79,9 @@ try:  # the reference implementation, for the parity examples (the ``parity`` ex
     import ncps.wirings as ncps_wirings
 except ImportError:
     ncps_wirings = None
+import importlib.util
+# The examples that run ncps's PyTorch modules are skipped when this is True.
+no_ncps_torch = ncps_wirings is None or importlib.util.find_spec("torch") is None
 
 mx.random.seed(0)
 _doc_cwd = os.getcwd()

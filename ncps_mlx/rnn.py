@@ -44,6 +44,9 @@ class LiquidSequence(nn.Module):
     Returns ``(outputs, hx)``: outputs ``(B, T, O)`` (or ``(B, O)`` if not
     ``return_sequences``; time-major and unbatched layouts follow ``x``), and the final state in
     the layout of ``hx``.
+
+    Subclasses set two sizes: ``output_size`` (``O``, the features of the outputs: motor neurons,
+    hidden units or ``proj_size``) and ``state_size`` (``N``, the features of ``hx``).
     """
 
     #: Smallest allowed timespan; LTC divides by it, so it overrides this with a strict bound.
@@ -363,6 +366,7 @@ class CfC(LiquidSequence):
         self.proj_size = None if proj_size is None else check_int(proj_size, "proj_size", minimum=1)
         if self.proj_size is not None:
             self.fc = nn.Linear(self.output_size, self.proj_size)
+            self.output_size = self.proj_size
         if self.use_mixed:
             self.lstm = LSTMCell(input_size, self.state_size)
         self._config = {

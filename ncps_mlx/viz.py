@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-__all__ = ["wiring_graph", "draw_wiring", "save_wiring_plot", "LAYOUTS"]
+__all__ = ["wiring_graph", "draw_wiring", "save_wiring_plot", "save_wiring_gallery", "LAYOUTS"]
 
 #: Layout names accepted by :func:`draw_wiring`; ``"layered"`` puts each neuron layer in a column.
 LAYOUTS = ("shell", "layered", "kamada", "circular", "random", "spring", "spectral", "spiral")
@@ -129,9 +129,7 @@ def draw_wiring(
         nx.draw_networkx_nodes(
             graph, positions, nodelist=nodes, node_color=colors[kind], node_size=node_size, ax=ax
         )
-        handles.append(
-            mpatches.Patch(color=colors[kind], label=f"{kind[:1].upper()}{kind[1:]} neurons")
-        )
+        handles.append(mpatches.Patch(color=colors[kind], label=f"{_readable(kind)} neurons"))
     for polarity, color in synapse_colors.items():
         edges = [(u, v) for u, v, p in graph.edges(data="polarity") if p == polarity]
         if edges:
@@ -161,6 +159,61 @@ def save_wiring_plot(
     ax.set_title(f"{type(wiring).__name__}: {wiring.units} neurons, {wiring.input_dim} inputs")
     figure.tight_layout()
     figure.savefig(path)
+
+
+def save_wiring_gallery(
+    wirings: dict,
+    path: str | os.PathLike,
+    columns: int = 4,
+    panel_size=(4.0, 3.0),
+    dpi: int = 80,
+    **draw_kwargs,
+) -> None:
+    """Draw several built wirings side by side into one figure and save it to ``path``.
+
+    Args:
+        wirings: ``{title: built wiring}``, drawn left to right, top to bottom.
+        path: Output file (PNG, SVG, PDF...).
+        columns: Panels per row.
+        panel_size: ``(width, height)`` of one panel in inches.
+        dpi: Resolution of raster formats.
+        **draw_kwargs: Passed to :func:`draw_wiring` (e.g. ``layout="layered"``,
+            ``node_size=60``).
+    """
+    from matplotlib.figure import Figure
+
+    if not wirings:
+        raise ValueError("wirings must hold at least one wiring")
+    if int(columns) < 1:
+        raise ValueError(f"columns must be >= 1, got {columns!r}")
+    columns = min(int(columns), len(wirings))
+    rows = -(-len(wirings) // columns)
+    figure = Figure(figsize=(panel_size[0] * columns, panel_size[1] * rows), dpi=dpi)
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax, (title, wiring) in zip(axes, wirings.items(), strict=False):
+        handles = draw_wiring(wiring, ax=ax, **draw_kwargs)
+        ax.set_title(
+            f"{title}\n{wiring.units} neurons, {wiring.synapse_count} synapses", fontsize=9
+        )
+        # Below the panel: inside it, the legend would cover neurons.
+        ax.legend(
+            handles=handles,
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0.0),
+            ncols=2,
+            fontsize=7,
+            frameon=False,
+        )
+    for ax in axes[len(wirings) :]:
+        ax.set_axis_off()
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def _readable(neuron_type: str) -> str:
+    """``"layer_0"`` -> ``"Layer 0"``, ``"first.inter"`` -> ``"First inter"`` (legend labels)."""
+    words = neuron_type.replace("_", " ").replace(".", " ")
+    return words[:1].upper() + words[1:]
 
 
 def _layout(graph, layout: str, seed: int) -> dict:

@@ -47,3 +47,28 @@ def test_hybrid_patterns_example_trains_each_pattern():
         "examples/hybrid_patterns.py", "--steps", "2", "--patterns", "ssm_stack", "jamba_like"
     )
     assert "ssm_stack" in out and "jamba_like" in out
+
+
+def test_irregular_sine_example_compares_with_and_without_timespans(tmp_path):
+    out = run("examples/irregular_sine.py", "--epochs", "1", "--out-dir", str(tmp_path))
+    lines = out.splitlines()
+    for label in ("with timespans", "without timespans"):
+        assert any(line.startswith(label) and "test MSE" in line for line in lines)
+    assert any(line.startswith("without/with timespans") and "ratio" in line for line in lines)
+    assert (tmp_path / "irregular_sine.png").is_file()
+
+
+def test_digits_example_trains_both_cells(tmp_path):
+    out = run("examples/digits_classification.py", "--epochs", "1", "--out-dir", str(tmp_path))
+    for cell in ("cfc", "ltc"):
+        assert f"{cell.upper()}: " in out and "test accuracy" in out
+        assert (tmp_path / f"digits_{cell}_training.png").is_file()
+
+
+def test_wiring_gallery_example_lists_every_wiring(tmp_path):
+    from ncps_mlx.wirings.gallery import example_wirings
+
+    out = run("examples/wiring_gallery.py", "--layout", "shell", "--out-dir", str(tmp_path))
+    for name in example_wirings():
+        assert name in out
+    assert (tmp_path / "wiring_gallery_shell.png").is_file()

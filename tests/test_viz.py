@@ -9,8 +9,9 @@ import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from ncps_mlx import viz  # noqa: E402
+from ncps_mlx import viz, wirings  # noqa: E402
 from ncps_mlx.wirings import NCP, AutoNCP, FullyConnected, Random, Wiring  # noqa: E402
+from ncps_mlx.wirings.gallery import example_wirings  # noqa: E402
 
 
 def built(wiring, input_dim=5):
@@ -120,3 +121,33 @@ def test_layouts_needing_scipy_say_so_when_it_is_missing(monkeypatch):
         wiring.draw_graph(layout="kamada")
     assert wiring.draw_graph(layout="layered")  # scipy-free layouts still work
     plt.close(figure)
+
+
+def test_the_gallery_has_a_built_instance_of_every_public_wiring_class():
+    gallery = example_wirings()
+    public = {
+        name
+        for name in wirings.__all__
+        if isinstance(getattr(wirings, name), type)
+        and issubclass(getattr(wirings, name), wirings.Wiring)
+        and name not in ("Wiring", "GroupedWiring")
+    }
+    assert set(gallery) == public
+    for name, wiring in gallery.items():
+        assert type(wiring).__name__ == name and wiring.is_built()
+        assert wiring.units <= 25
+
+
+def test_save_wiring_gallery_draws_every_wiring_into_one_png(tmp_path):
+    path = tmp_path / "gallery.png"
+    viz.save_wiring_gallery(example_wirings(), path, columns=5, layout="layered", node_size=40)
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    "kwargs,match", [({"wirings": {}}, "at least one"), ({"columns": 0}, "columns")]
+)
+def test_save_wiring_gallery_rejects_bad_arguments(kwargs, match, tmp_path):
+    arguments = {"wirings": {"a": built(AutoNCP(8, 2))}, "path": tmp_path / "g.png", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        viz.save_wiring_gallery(**arguments)
