@@ -448,7 +448,7 @@ def test_config_args_store_the_constructor_arguments_as_given():
     "wiring, labels",
     [
         (MultiScaleWiring(4, 3, 2, 1), ["Sensory", "Fast", "Medium", "Slow", "Output"]),
-        (HierarchicalWiring([3, 3, 2]), ["Sensory", "Layer_0", "Layer_1", "Layer_2"]),
+        (HierarchicalWiring([3, 3, 2]), ["Sensory", "Layer 0", "Layer 1", "Layer 2"]),
     ],
     ids=["multiscale", "hierarchical"],
 )
