@@ -72,3 +72,9 @@ def test_wiring_gallery_example_lists_every_wiring(tmp_path):
     for name in example_wirings():
         assert name in out
     assert (tmp_path / "wiring_gallery_shell.png").is_file()
+
+
+def test_seq2seq_example_decodes_with_every_strategy():
+    out = run("examples/seq2seq_reversal.py", "--epochs", "1")
+    for strategy in ("greedy", "beam search", "nucleus sampling"):
+        assert any(line.startswith(strategy) and "%" in line for line in out.splitlines())

@@ -13,6 +13,7 @@ from .gla import GatedLinearAttention
 from .kan import KANLayer
 from .liquid import LiquidLayer
 from .rwkv import RWKVBlock, RWKVCache
+from .seq2seq import CrossAttention, DecoderBlock, LiquidSeq2Seq
 from .ssm import MambaBlock, MambaCache
 from .wired_linear import QuantizedWiredLinear, WiredLinear, wiring_mask
 
@@ -34,4 +35,7 @@ __all__ = [
     "HybridBuilder",
     "HybridModel",
     "LayerType",
+    "LiquidSeq2Seq",
+    "CrossAttention",
+    "DecoderBlock",
 ]

@@ -10,7 +10,19 @@ import mlx.nn as nn
 from ..wirings.synapses import check_int
 from .wired_linear import WiredLinear
 
-__all__ = ["AttentionCache", "CausalSelfAttention"]
+__all__ = ["AttentionCache", "CausalSelfAttention", "split_heads", "merge_heads"]
+
+
+def split_heads(projected: mx.array, num_heads: int) -> mx.array:
+    """``(B, T, H * d_h)`` -> ``(B, H, T, d_h)``."""
+    batch, length, width = projected.shape
+    return projected.reshape(batch, length, num_heads, width // num_heads).transpose(0, 2, 1, 3)
+
+
+def merge_heads(heads: mx.array) -> mx.array:
+    """``(B, H, T, d_h)`` -> ``(B, T, H * d_h)``."""
+    batch, num_heads, length, head_dim = heads.shape
+    return heads.transpose(0, 2, 1, 3).reshape(batch, length, num_heads * head_dim)
 
 
 def head_dimension(d_model: int, num_heads: int, head_dim: int | None) -> int:
@@ -102,11 +114,6 @@ class CausalSelfAttention(nn.Module):
         empty = mx.zeros(shape, dtype)
         return AttentionCache(empty, empty, 0)
 
-    def _heads(self, projected: mx.array) -> mx.array:
-        batch, length, _ = projected.shape
-        shaped = projected.reshape(batch, length, self.num_heads, self.head_dim)
-        return shaped.transpose(0, 2, 1, 3)
-
     def _rotate(self, x: mx.array, offset: int) -> mx.array:
         if not self.rope:
             return x
@@ -128,10 +135,10 @@ class CausalSelfAttention(nn.Module):
         if cache is None:
             cache = self.make_cache(x.shape[0], x.dtype)
         length = x.shape[1]
-        queries = self._rotate(self._heads(self.q_proj(x)), cache.offset)
-        keys = self._rotate(self._heads(self.k_proj(x)), cache.offset)
+        queries = self._rotate(split_heads(self.q_proj(x), self.num_heads), cache.offset)
+        keys = self._rotate(split_heads(self.k_proj(x), self.num_heads), cache.offset)
         keys = mx.concatenate([cache.keys, keys], axis=2)
-        values = mx.concatenate([cache.values, self._heads(self.v_proj(x))], axis=2)
+        values = mx.concatenate([cache.values, split_heads(self.v_proj(x), self.num_heads)], axis=2)
         attended = mx.fast.scaled_dot_product_attention(
             queries,
             keys,
@@ -139,7 +146,7 @@ class CausalSelfAttention(nn.Module):
             scale=self.head_dim**-0.5,
             mask=self._mask(length, keys.shape[2]),
         )
-        merged = attended.transpose(0, 2, 1, 3).reshape(x.shape[0], length, -1)
+        merged = merge_heads(attended)
         if self.window_size is not None:
             keys, values = keys[:, :, -self.window_size :], values[:, :, -self.window_size :]
         return self.out_proj(merged), AttentionCache(keys, values, cache.offset + length)
