@@ -3,6 +3,7 @@
 from . import io, wirings
 from .cells import CfCCell, LSTMCell, LTCCell, WiredCfCCell
 from .rnn import LTC, CfC
+from .streaming import StreamingRunner
 from .wirings import NCP, AutoNCP, FullyConnected, Random, Wiring
 
 __version__ = "0.1.0"
@@ -21,5 +22,6 @@ __all__ = [
     "LSTMCell",
     "LTC",
     "CfC",
+    "StreamingRunner",
     "__version__",
 ]

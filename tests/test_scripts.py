@@ -78,3 +78,8 @@ def test_seq2seq_example_decodes_with_every_strategy():
     out = run("examples/seq2seq_reversal.py", "--epochs", "1")
     for strategy in ("greedy", "beam search", "nucleus sampling"):
         assert any(line.startswith(strategy) and "%" in line for line in out.splitlines())
+
+
+def test_streaming_example_streams_a_liquid_and_a_hybrid_model():
+    out = run("examples/streaming_inference.py", "--scale", "0.01")
+    assert out.count("steps/s") == 2 and "max |difference|" in out
