@@ -13,7 +13,18 @@ from ncps_mlx.wirings import AttentionWiring, AutoNCP
 
 E, H = 6, 32
 SMALL = {"rwkv_head_size": 16, "gla_num_heads": 2, "attention_num_heads": 2}
-EVERY_LAYER = ["mamba", "attention", "gla", "rwkv", "ffn", "kan", "conv", "cfc", "ltc"]
+EVERY_LAYER = [
+    "mamba",
+    "attention",
+    "gla",
+    "rwkv",
+    "ffn",
+    "kan",
+    "conv",
+    "conv_attention",
+    "cfc",
+    "ltc",
+]
 
 
 def parameter_count(model) -> int:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from ncps_mlx.hybrid import HybridBuilder
+
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.slow
@@ -39,7 +41,7 @@ def test_cells_benchmark_prints_a_row_per_workload():
 def test_hybrid_benchmark_prints_a_row_per_layer_type():
     out = run("benchmarks/hybrid.py", "--quick")
     rows = [line for line in out.splitlines() if line.startswith("| ") and "T=" not in line]
-    assert len([r for r in rows if "x)" in r]) == 9
+    assert len([r for r in rows if "x)" in r]) == len(HybridBuilder.layer_types())
 
 
 def test_hybrid_patterns_example_trains_each_pattern():
@@ -83,3 +85,8 @@ def test_seq2seq_example_decodes_with_every_strategy():
 def test_streaming_example_streams_a_liquid_and_a_hybrid_model():
     out = run("examples/streaming_inference.py", "--scale", "0.01")
     assert out.count("steps/s") == 2 and "max |difference|" in out
+
+
+def test_conv_transformer_example_compares_poolings():
+    out = run("examples/conv_transformer_encoder.py", "--epochs", "1")
+    assert "pooling=mean" in out and "pooling=attention" in out and "test accuracy" in out

@@ -8,6 +8,7 @@ for streaming, and ``make_cache(batch)``.
 from .attention import AttentionCache, CausalSelfAttention
 from .builder import HybridBuilder, HybridModel, LayerType
 from .conv import CausalConvBlock
+from .conv_transformer import ConvAttentionFusion, ConvTransformerEncoder
 from .ffn import FeedForward
 from .gla import GatedLinearAttention
 from .kan import KANLayer
@@ -25,6 +26,8 @@ __all__ = [
     "AttentionCache",
     "FeedForward",
     "CausalConvBlock",
+    "ConvAttentionFusion",
+    "ConvTransformerEncoder",
     "KANLayer",
     "LiquidLayer",
     "MambaBlock",

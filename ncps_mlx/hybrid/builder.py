@@ -101,6 +101,7 @@ class HybridBuilder:
         "rwkv_attention",
         "full_hybrid",
         "ssm_stack",
+        "conv_transformer",
     )
 
     @classmethod
@@ -200,6 +201,7 @@ class HybridBuilder:
             "rwkv_attention": ["rwkv", "rwkv", "rwkv", "attention", "rwkv", "rwkv"],
             "full_hybrid": ["mamba", "attention", "gla", "rwkv", "mamba", "ffn"],
             "ssm_stack": ["mamba"],
+            "conv_transformer": ["conv", "attention", "conv_attention", "ffn"],
         }
         if name == "zamba_like":  # all Mamba, one shared attention block every 3rd layer
             return ["attention" if i % 3 == 2 else "mamba" for i in range(n)], ("attention",)
@@ -255,6 +257,7 @@ class HybridBuilder:
 def _register_builtin_layers() -> None:
     from .attention import CausalSelfAttention
     from .conv import CausalConvBlock
+    from .conv_transformer import ConvAttentionFusion
     from .ffn import FeedForward
     from .gla import GatedLinearAttention
     from .kan import KANLayer
@@ -296,6 +299,17 @@ def _register_builtin_layers() -> None:
         "kan", "K", KANLayer, {"kan_grid_size": "grid_size", "kan_spline_order": "spline_order"}
     )
     register("conv", "C", CausalConvBlock, {"conv_kernel_size": "kernel_size"})
+    register(  # its branches take the conv and attention options
+        "conv_attention",
+        "X",
+        ConvAttentionFusion,
+        {
+            "conv_kernel_size": "kernel_size",
+            "attention_num_heads": "num_heads",
+            "attention_head_dim": "head_dim",
+            "attention_window_size": "window_size",
+        },
+    )
     liquid_options = {"liquid_units": "units", "liquid_features": "features"}
     for name, code in (("cfc", "L"), ("ltc", "T")):
         register(name, code, partial(LiquidLayer, kind=name), liquid_options, cell_wiring=True)

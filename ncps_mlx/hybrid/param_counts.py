@@ -40,6 +40,11 @@ def _attention(d, num_heads=4, head_dim=None, **_):
     return 3 * _linear(d, inner) + _linear(inner, d)
 
 
+def _conv_attention(d, kernel_size=4, num_heads=4, head_dim=None, **_):
+    gate = _linear(2 * d, d)
+    return _conv(d, kernel_size) + _attention(d, num_heads, head_dim) + gate
+
+
 def _mamba(d, state_size=16, expand_factor=2, conv_width=4, dt_rank=None, **_):
     inner, rank = expand_factor * d, math.ceil(d / 16) if dt_rank is None else dt_rank
     convolution = inner * conv_width + inner
@@ -110,6 +115,7 @@ LAYER_PARAMETER_COUNTS = {
     "conv": _conv,
     "kan": _kan,
     "attention": _attention,
+    "conv_attention": _conv_attention,
     "mamba": _mamba,
     "gla": _gla,
     "rwkv": _rwkv,
