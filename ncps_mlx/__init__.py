@@ -2,6 +2,7 @@
 
 from . import io, wirings
 from .cells import CfCCell, LSTMCell, LTCCell, WiredCfCCell
+from .quantization import QuantizationReport, astype, quantize, weight_bytes
 from .rnn import LTC, CfC
 from .streaming import StreamingRunner
 from .wirings import NCP, AutoNCP, FullyConnected, Random, Wiring
@@ -23,5 +24,9 @@ __all__ = [
     "LTC",
     "CfC",
     "StreamingRunner",
+    "quantize",
+    "astype",
+    "weight_bytes",
+    "QuantizationReport",
     "__version__",
 ]

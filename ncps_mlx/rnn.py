@@ -15,6 +15,7 @@ import mlx.nn as nn
 import numpy as np
 
 from .cells import CfCCell, LSTMCell, LTCCell, Prepared, WiredCfCCell
+from .cells.common import parameter_dtype
 from .wirings import FullyConnected, Wiring
 from .wirings.synapses import check_int
 
@@ -45,6 +46,9 @@ class LiquidSequence(nn.Module):
     ``return_sequences``; time-major and unbatched layouts follow ``x``), and the final state in
     the layout of ``hx``.
 
+    The module computes in the dtype of its parameters (float32 unless :meth:`astype` changed
+    it): ``x``, ``hx`` and ``timespans`` are cast to it, and outputs and state come back in it.
+
     Subclasses set two sizes: ``output_size`` (``O``, the features of the outputs: motor neurons,
     hidden units or ``proj_size``) and ``state_size`` (``N``, the features of ``hx``).
     """
@@ -63,6 +67,14 @@ class LiquidSequence(nn.Module):
         #: Fuse each step's operations with ``mx.compile`` (same results, fewer kernel launches).
         self.compile_steps = True
         self._compiled_step = None
+
+    def astype(self, dtype: mx.Dtype) -> LiquidSequence:
+        """Compute in ``dtype`` (``mx.float32``, ``mx.float16`` or ``mx.bfloat16``) from now on:
+        casts the parameters and constants in place (see :func:`ncps_mlx.quantization.astype`);
+        inputs are then cast to ``dtype`` and outputs come back in it. Returns ``self``."""
+        from .quantization import astype
+
+        return astype(self, dtype)
 
     def readout(self, outputs: mx.array) -> mx.array:
         """Map the stacked step outputs ``(T, B, ·)`` to the module's outputs."""
@@ -85,7 +97,8 @@ class LiquidSequence(nn.Module):
 
     # ------------------------------------------------------------------ the loop
     def __call__(self, x, hx=None, timespans=None, mask=None):
-        x = _as_float_array(x, "x")
+        dtype = parameter_dtype(self)
+        x = _as_float_array(x, "x", dtype)
         batched = x.ndim == 3
         if x.ndim not in (2, 3):
             raise ValueError(
@@ -98,8 +111,8 @@ class LiquidSequence(nn.Module):
         x = self._time_major(x, batched)  # (T, B, F)
         steps, batch = x.shape[0], x.shape[1]
         step_mask = self._mask(mask, steps, batch, batched)
-        ts = self._timespans(timespans, steps, batch, batched, step_mask)
-        h, c = self._initial_state(hx, batch, batched)
+        ts = self._timespans(timespans, steps, batch, batched, step_mask, dtype)
+        h, c = self._initial_state(hx, batch, batched, dtype)
         if step_mask is not None:
             # Padded steps are computed and discarded: keep their values finite for gradients.
             x = mx.where(step_mask, x, 0.0)
@@ -180,11 +193,11 @@ class LiquidSequence(nn.Module):
             array = array.T
         return array[..., None]
 
-    def _timespans(self, timespans, steps, batch, batched, step_mask):
+    def _timespans(self, timespans, steps, batch, batched, step_mask, dtype):
         """Validate timespans (at valid steps) and bring them to a float or ``(T, B, 1)``."""
         if timespans is None:
             return 1.0
-        ts = _as_float_array(timespans, "timespans")
+        ts = _as_float_array(timespans, "timespans", dtype)
         if ts.ndim:
             ts = self._leading_layout(ts, "timespans", steps, batch, batched)
             if step_mask is not None:
@@ -207,18 +220,20 @@ class LiquidSequence(nn.Module):
             raise TypeError(f"mask must be boolean (True = valid step), got dtype {mask.dtype}")
         return self._leading_layout(mask, "mask", steps, batch, batched)
 
-    def _initial_state(self, hx, batch, batched):
+    def _initial_state(self, hx, batch, batched, dtype):
         shape = (batch, self.state_size)
         if hx is None:
-            return mx.zeros(shape), (mx.zeros(shape) if self.use_mixed else None)
+            zeros = mx.zeros(shape, dtype)
+            return zeros, (zeros if self.use_mixed else None)
         if self.use_mixed:
             if not (isinstance(hx, tuple | list) and len(hx) == 2):
                 raise ValueError("with mixed_memory=True, hx must be a tuple (h, c)")
             states = [
-                _as_float_array(s, name) for s, name in zip(hx, ("hx[0]", "hx[1]"), strict=True)
+                _as_float_array(s, name, dtype)
+                for s, name in zip(hx, ("hx[0]", "hx[1]"), strict=True)
             ]
         else:
-            states = [_as_float_array(hx, "hx")]
+            states = [_as_float_array(hx, "hx", dtype)]
         expected = shape if batched else (self.state_size,)
         for state in states:
             if state.shape != expected:
@@ -398,7 +413,8 @@ def _wiring_for(units, input_size: int) -> Wiring:
     return FullyConnected(check_int(units, "units", minimum=1))
 
 
-def _as_float_array(value, name: str) -> mx.array:
+def _as_float_array(value, name: str, dtype=mx.float32) -> mx.array:
+    """``value`` as an MLX array of the floating ``dtype`` (the dtype the module computes in)."""
     if isinstance(value, mx.array):
         array = value
     else:
@@ -408,6 +424,4 @@ def _as_float_array(value, name: str) -> mx.array:
             raise TypeError(
                 f"{name} must be an array of numbers, got {type(value).__name__}"
             ) from None
-    if not mx.issubdtype(array.dtype, mx.floating):
-        array = array.astype(mx.float32)
-    return array
+    return array if array.dtype == dtype else array.astype(dtype)

@@ -74,8 +74,8 @@ class StreamingRunner:
 
     @property
     def state(self):
-        """The state after the steps fed so far: the liquid model's ``hx`` (``(B, N)``, or
-        ``(h, c)``) or the hybrid model's cache (a list with one cache per block)."""
+        """The state after the steps fed so far (the liquid model's ``hx``, ``(B, N)`` or
+        ``(h, c)``, or the hybrid model's cache, a list with one cache per block)."""
         return self._state
 
     @property
@@ -93,7 +93,7 @@ class StreamingRunner:
         """Run the next ``T`` steps of the stream.
 
         Args:
-            chunk (array): ``(B, T, F)``, or ``(T, F)`` for one sequence.
+            chunk (mx.array): ``(B, T, F)``, or ``(T, F)`` for one sequence.
             timespans (optional): Liquid models only: elapsed time of each step, a scalar or
                 ``(B, T)`` / ``(B, T, 1)`` (``(T,)`` / ``(T, 1)`` for a ``(T, F)`` chunk).
             mask (optional): Liquid models only: boolean padding mask shaped like

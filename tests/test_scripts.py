@@ -90,3 +90,9 @@ def test_streaming_example_streams_a_liquid_and_a_hybrid_model():
 def test_conv_transformer_example_compares_poolings():
     out = run("examples/conv_transformer_encoder.py", "--epochs", "1")
     assert "pooling=mean" in out and "pooling=attention" in out and "test accuracy" in out
+
+
+def test_quantized_inference_example_prints_a_row_per_variant():
+    out = run("examples/quantized_inference.py", "--length", "4", "--repeats", "1")
+    for variant in ("float16", "bfloat16", "8-bit", "4-bit + float16"):
+        assert sum(line.startswith(f"| {variant:<16}|") for line in out.splitlines()) == 2

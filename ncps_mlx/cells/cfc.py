@@ -7,7 +7,7 @@ import mlx.nn as nn
 import numpy as np
 
 from ..wirings.synapses import check_int
-from .common import Prepared, check_mode, get_activation, xavier_uniform
+from .common import Prepared, check_mode, dense_weight, get_activation, xavier_uniform
 
 __all__ = ["CfCCell"]
 
@@ -101,8 +101,9 @@ class CfCCell(nn.Module):
         weights, biases = [], []
         for name in self._heads:
             layer = getattr(self, name)
+            weight = dense_weight(layer)
             masked = name in ("ff1", "ff2") and self._sparsity_mask is not None
-            weights.append(layer.weight * self._sparsity_mask if masked else layer.weight)
+            weights.append(weight * self._sparsity_mask if masked else weight)
             biases.append(layer.bias)
         return mx.concatenate(weights, axis=0), mx.concatenate(biases, axis=0)
 
@@ -114,9 +115,10 @@ class CfCCell(nn.Module):
         ``heads`` the fused head weight and bias after a backbone, ``extra`` ``(A, w_tau)``.
         """
         heads = self._head_weights()
-        first = (self.backbone[0].weight, self.backbone[0].bias) if self.backbone_layers else heads
+        backbone = [(dense_weight(layer), layer.bias) for layer in getattr(self, "backbone", [])]
+        first = backbone[0] if self.backbone_layers else heads
         w_x, w_h = first[0][:, : self.input_size], first[0][:, self.input_size :]
-        hidden = tuple((layer.weight, layer.bias) for layer in getattr(self, "backbone", [])[1:])
+        hidden = tuple(backbone[1:])
         extra = (self.A, self.w_tau) if self.mode == "pure" else ()
         return w_x, first[1], w_h, hidden, heads if self.backbone_layers else (), extra
 

@@ -28,6 +28,8 @@ __all__ = [
     "ACTIVATIONS",
     "check_mode",
     "xavier_uniform",
+    "dense_weight",
+    "parameter_dtype",
 ]
 
 
@@ -78,6 +80,46 @@ def xavier_uniform(out_features: int, in_features: int) -> mx.array:
     """Glorot/Xavier uniform init of an ``(out, in)`` weight (gain 1, as in torch)."""
     bound = math.sqrt(6.0 / (in_features + out_features))
     return mx.random.uniform(-bound, bound, (out_features, in_features))
+
+
+def dense_weight(layer: nn.Module) -> mx.array:
+    """The ``(out, in)`` float weight of a linear layer: ``layer.weight``, or for a quantized
+    layer (:func:`ncps_mlx.quantization.quantize`) its dequantized weight, in the layer's
+    :func:`parameter_dtype` (that of its scales, or of its bias for the floating-point modes).
+
+    Cells that fuse or split their layers' weights read them through this function, so they
+    run unchanged after quantization (the stored weights stay quantized; each call
+    dequantizes them once, outside the time loop).
+    """
+    if "scales" not in layer:
+        return layer.weight
+    return mx.dequantize(
+        layer.weight,
+        layer.scales,
+        layer.get("biases"),
+        layer.group_size,
+        layer.bits,
+        mode=layer.mode,
+        dtype=parameter_dtype(layer),
+    )
+
+
+def parameter_dtype(module: nn.Module) -> mx.Dtype:
+    """The dtype of a module's first floating parameter (float32 if it has none): the dtype
+    the module computes in (see :func:`ncps_mlx.quantization.astype`)."""
+    return next((array.dtype for array in _floating_parameters(module)), mx.float32)
+
+
+def _floating_parameters(tree):
+    """The floating parameters of a module (or of its nested dicts and lists), lazily, so that
+    :func:`parameter_dtype` stops at the first (private ``_`` names are constants, skipped)."""
+    for key, value in tree.items() if isinstance(tree, dict) else enumerate(tree):
+        if isinstance(key, str) and key.startswith("_"):
+            continue
+        if isinstance(value, mx.array) and mx.issubdtype(value.dtype, mx.floating):
+            yield value
+        elif isinstance(value, dict | list):
+            yield from _floating_parameters(value)
 
 
 class WiredCell:

@@ -69,7 +69,7 @@ def fast_weights_for(wiring, positions: np.ndarray, layout_size: int) -> FastWei
 
 def with_fast_weights(w: mx.array, traces: mx.array, fast: FastWeights) -> mx.array:
     """The learned weight ``w`` (any layout) plus each sample's traces: ``(B, *w.shape)``."""
-    padded = mx.concatenate([mx.zeros((*traces.shape[:-1], 1)), traces], axis=-1)
+    padded = mx.concatenate([mx.zeros((*traces.shape[:-1], 1), traces.dtype), traces], axis=-1)
     return w + mx.take(padded, fast.index_map, axis=-1).reshape(*traces.shape[:-1], *w.shape)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
-from .common import Prepared, xavier_uniform
+from .common import Prepared, dense_weight, xavier_uniform
 
 __all__ = ["LSTMCell"]
 
@@ -40,7 +40,7 @@ class LSTMCell(nn.Module):
 
     def prepare(self, x: mx.array) -> Prepared:
         """Input projection of all steps: ``x`` ``(T, B, F)`` -> inputs ``((T, B, 4H),)``."""
-        return Prepared((self.input_map(x),), (self.recurrent_map.weight,))
+        return Prepared((self.input_map(x),), (dense_weight(self.recurrent_map),))
 
     @staticmethod
     def step(inputs_t, params, state, ts=None):

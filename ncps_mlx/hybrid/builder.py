@@ -55,20 +55,37 @@ class HybridModel(nn.Module):
     ):
         super().__init__()
         self.pattern = list(pattern)
+        self.embed_size, self.hidden_size = embed_size, hidden_size
         self.input_projection = nn.Linear(embed_size, hidden_size)
         self.norms = [nn.RMSNorm(hidden_size) for _ in pattern]
         self.layers = layers  # unique modules
         self._layer_of_block = list(shared_index)  # block i uses self.layers[index]
         self.final_norm = nn.RMSNorm(hidden_size)
 
-    def make_cache(self, batch: int) -> list:
-        """One cache per block (shared modules keep separate caches per use)."""
-        return [self.layers[i].make_cache(batch) for i in self._layer_of_block]
+    def make_cache(self, batch: int, dtype=mx.float32) -> list:
+        """One cache per block (shared modules keep separate caches per use), in ``dtype``."""
+
+        def cache_of(layer):  # user layers may take make_cache(batch) only
+            return (
+                layer.make_cache(batch) if dtype == mx.float32 else layer.make_cache(batch, dtype)
+            )
+
+        return [cache_of(self.layers[i]) for i in self._layer_of_block]
+
+    def astype(self, dtype) -> HybridModel:
+        """Cast parameters and constants to ``dtype`` in place (see
+        :func:`ncps_mlx.quantization.astype`); the model then computes in it."""
+        from ..quantization import astype
+
+        return astype(self, dtype)
 
     def stream(self, x: mx.array, cache: list | None = None):
         """``x`` ``(B, T, E)`` continuing ``cache`` -> ``(y (B, T, H), cache)``."""
-        cache = self.make_cache(x.shape[0]) if cache is None else cache
-        h = self.input_projection(x)
+        dtype = self.input_projection.weight.dtype
+        if "scales" in self.input_projection:  # quantized: compute in the scales' dtype
+            dtype = self.input_projection.scales.dtype
+        cache = self.make_cache(x.shape[0], dtype) if cache is None else cache
+        h = self.input_projection(x.astype(dtype))
         new_cache = []
         for norm, index, layer_cache in zip(self.norms, self._layer_of_block, cache, strict=True):
             out, layer_cache = self.layers[index](norm(h), layer_cache)

@@ -34,7 +34,7 @@ class FeedForward(nn.Module):
         self.up = WiredLinear(self.d_model, self.hidden, wiring)
         self.down = WiredLinear(self.hidden, self.d_model, wiring)
 
-    def make_cache(self, batch: int) -> None:
+    def make_cache(self, batch: int, dtype=mx.float32) -> None:
         """The layer is stateless: no cache."""
         check_int(batch, "batch", minimum=1)
         return None

@@ -72,8 +72,10 @@ def _intra_chunk(q, k, cumulative, query_decay, bonus, sub_size=8):
     relative = mx.where(earlier, gq[..., :, None, :] - g[..., None, :, :], -mx.inf)
     local = (qb[..., :, None, :] * kb[..., None, :, :] * mx.exp(relative)).sum(-1)
     diagonal = (qb * kb if bonus is None else qb * bonus[:, None, None, None, :] * kb).sum(-1)
-    local = local + diagonal[..., None] * mx.eye(sub)  # (.., blocks, c, c)
-    own = mx.eye(blocks)[:, None, :, None] * local[..., :, :, None, :]  # (.., blocks, c, blocks, c)
+    local = local + diagonal[..., None] * mx.eye(sub, dtype=q.dtype)  # (.., blocks, c, c)
+    own = (
+        mx.eye(blocks, dtype=q.dtype)[:, None, :, None] * local[..., :, :, None, :]
+    )  # (.., blocks, c, blocks, c)
     scores = off + own.reshape(*off.shape)
     return scores.reshape(*q.shape[:-1], size)
 
@@ -185,9 +187,9 @@ class GatedLinearAttention(nn.Module):
         self.norm_weight = mx.ones((self.head_dim,))
         self.out_proj = WiredLinear(inner, self.d_model, wiring, bias=False)
 
-    def make_cache(self, batch: int) -> mx.array:
+    def make_cache(self, batch: int, dtype=mx.float32) -> mx.array:
         """The zero state ``(batch, H, d_k, d_k)``."""
-        return mx.zeros((batch, self.num_heads, self.head_dim, self.head_dim))
+        return mx.zeros((batch, self.num_heads, self.head_dim, self.head_dim), dtype)
 
     def _heads(self, x):
         """``(..., H * d_k)`` -> ``(..., H, d_k)``."""
@@ -210,7 +212,7 @@ class GatedLinearAttention(nn.Module):
     def __call__(self, x: mx.array, cache=None):
         """``x`` ``(B, T, D)`` -> ``(y (B, T, D), cache)``; ``cache`` continues a sequence."""
         if cache is None:
-            cache = self.make_cache(x.shape[0])
+            cache = self.make_cache(x.shape[0], x.dtype)
         q, k, v, log_alpha = (a.transpose(0, 2, 1, 3) for a in self.project(x))
         o, cache = decay_attention_chunked(q, k, v, log_alpha, cache, self.chunk_size)
         return self.output(x, o.transpose(0, 2, 1, 3)), cache

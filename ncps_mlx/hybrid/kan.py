@@ -92,7 +92,7 @@ class KANLayer(nn.Module):
         """The masked coefficients, ``(C, D_out, D_in)``."""
         return mx.stack([spline.effective_weight() for spline in self.splines])
 
-    def make_cache(self, batch: int) -> None:
+    def make_cache(self, batch: int, dtype=mx.float32) -> None:
         """The layer is stateless: no cache."""
         check_int(batch, "batch", minimum=1)
         return None

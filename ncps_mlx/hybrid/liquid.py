@@ -53,9 +53,9 @@ class LiquidLayer(nn.Module):
         self.cell = _KINDS[kind](features, wiring, **cell_options)
         self.output_projection = WiredLinear(self.cell.output_size, self.d_model)
 
-    def make_cache(self, batch: int):
+    def make_cache(self, batch: int, dtype=mx.float32):
         """The zero state of ``batch`` sequences."""
-        zeros = mx.zeros((batch, self.cell.state_size))
+        zeros = mx.zeros((batch, self.cell.state_size), dtype)
         return (zeros, zeros) if self.cell.use_mixed else zeros
 
     def __call__(self, x: mx.array, cache=None):

@@ -135,10 +135,10 @@ class RWKVBlock(nn.Module):
         self.channel_value = WiredLinear(hidden, d, wiring, bias=False)
         self.channel_receptance = WiredLinear(d, d, wiring, bias=False)
 
-    def make_cache(self, batch: int) -> RWKVCache:
+    def make_cache(self, batch: int, dtype=mx.float32) -> RWKVCache:
         """Zero shifts and state for ``batch`` sequences."""
-        zeros = mx.zeros((batch, self.d_model))
-        state = mx.zeros((batch, self.num_heads, self.head_size, self.head_size))
+        zeros = mx.zeros((batch, self.d_model), dtype)
+        state = mx.zeros((batch, self.num_heads, self.head_size, self.head_size), dtype)
         return RWKVCache(zeros, state, zeros)
 
     def _heads(self, x):
@@ -170,7 +170,7 @@ class RWKVBlock(nn.Module):
     def __call__(self, x: mx.array, cache: RWKVCache | None = None):
         """``x`` ``(B, T, D)`` -> ``(update (B, T, D), cache)``; ``cache`` continues a sequence."""
         if cache is None:
-            cache = self.make_cache(x.shape[0])
+            cache = self.make_cache(x.shape[0], x.dtype)
         r, k, v, log_w, g = self.time_inputs(x, token_shift(x, cache.time_shift))
         r, k, v, log_w = (a.transpose(0, 2, 1, 3) for a in (r, k, v, log_w))
         o, state = decay_attention_chunked(

@@ -229,6 +229,13 @@ class LiquidSeq2Seq(nn.Module):
         if not self.tie_embeddings:
             self.output_projection = nn.Linear(self.d_model, self.target_vocab_size)
 
+    def astype(self, dtype) -> LiquidSeq2Seq:
+        """Cast parameters and constants to ``dtype`` in place (see
+        :func:`ncps_mlx.quantization.astype`); the model then computes in it."""
+        from ..quantization import astype
+
+        return astype(self, dtype)
+
     # ------------------------------------------------------------------ encoder
     def _source_features(self, source) -> mx.array:
         source = mx.array(source) if not isinstance(source, mx.array) else source

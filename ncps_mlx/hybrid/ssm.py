@@ -161,12 +161,12 @@ class MambaBlock(nn.Module):
     def inner_size(self) -> int:
         return self.expand_factor * self.d_model
 
-    def make_cache(self, batch: int) -> MambaCache:
+    def make_cache(self, batch: int, dtype=mx.float32) -> MambaCache:
         """The empty state of ``batch`` sequences."""
         batch = _positive(batch, "batch")
         return MambaCache(
-            mx.zeros((batch, self.conv_width - 1, self.inner_size)),
-            mx.zeros((batch, self.inner_size, self.state_size)),
+            mx.zeros((batch, self.conv_width - 1, self.inner_size), dtype),
+            mx.zeros((batch, self.inner_size, self.state_size), dtype),
         )
 
     def _check(self, x, ndim, cache):
@@ -176,7 +176,7 @@ class MambaBlock(nn.Module):
                 f"input must have shape {shape} with D = d_model = {self.d_model}, got {x.shape}"
             )
         if cache is None:
-            return self.make_cache(x.shape[0])
+            return self.make_cache(x.shape[0], x.dtype)
         if not isinstance(cache, MambaCache) or cache.ssm.shape[0] != x.shape[0]:
             raise ValueError(f"cache must be a MambaCache for batch {x.shape[0]}")
         return cache

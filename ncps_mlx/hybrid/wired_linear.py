@@ -8,6 +8,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from ..cells.common import dense_weight
 from ..wirings import Wiring
 from ..wirings.synapses import check_int
 
@@ -105,8 +106,10 @@ class WiredLinear(nn.Module):
 
 
 class QuantizedWiredLinear(nn.QuantizedLinear):
-    """A quantized :class:`WiredLinear`: the masked weight, quantized; the mask is kept as
-    ``_mask`` (so ``dequantized_weight()`` is exactly zero where the wiring has no synapse)."""
+    """A quantized :class:`WiredLinear`: the masked weight, quantized; the mask is kept as a
+    boolean ``_mask`` (1 byte a weight), so ``dequantized_weight()`` is exactly zero where the
+    wiring has no synapse. The quantized matmul sees those weights as zero up to float rounding
+    (affine quantization stores a group's zero to within about 1e-7 of its scale)."""
 
     @classmethod
     def from_wired_linear(cls, layer: WiredLinear, group_size=None, bits=None, mode="affine"):
@@ -115,11 +118,9 @@ class QuantizedWiredLinear(nn.QuantizedLinear):
         if "bias" in layer:
             dense.bias = layer.bias
         quantized = cls.from_linear(dense, group_size, bits, mode)
-        quantized._mask = layer._mask
+        quantized._mask = None if layer._mask is None else layer._mask.astype(mx.bool_)
         return quantized
 
     def dequantized_weight(self) -> mx.array:
-        weight = mx.dequantize(
-            self.weight, self.scales, self.biases, self.group_size, self.bits, mode=self.mode
-        )
+        weight = dense_weight(self)
         return weight if self._mask is None else weight * self._mask
