@@ -39,6 +39,8 @@ import mlx.core as mx
 import numpy as np
 from mlx.utils import tree_map
 
+from .cells.common import parameter_dtype
+from .hybrid.builder import make_cache
 from .rnn import LiquidSequence
 from .wirings.synapses import check_int
 
@@ -203,7 +205,7 @@ class _CacheAdapter:
             self.input_size = model.input_projection.weight.shape[-1]
 
     def initial_state(self, batch: int):
-        return self.model.make_cache(batch)
+        return make_cache(self.model, batch, parameter_dtype(self.model))
 
     def __call__(self, x, state, timespans, mask):
         for name, value in (("timespans", timespans), ("mask", mask)):

@@ -158,6 +158,17 @@ def test_hybrid_model_chunks_give_the_whole_sequence_outputs_and_cache():
     assert runner.state[1].offset == T
 
 
+def test_a_float16_hybrid_model_streams_in_float16():
+    model = hybrid_model().astype(mx.float16)
+    x = mx.random.normal((B, T, F), key=mx.random.key(1))
+    whole = model(x)
+    streamed = stream(StreamingRunner(model, batch_size=B), x)
+    assert whole.dtype == streamed.dtype == mx.float16
+    np.testing.assert_allclose(
+        np.array(streamed.astype(mx.float32)), np.array(whole.astype(mx.float32)), atol=2e-2
+    )
+
+
 @pytest.mark.parametrize("name", LAYERS)
 def test_a_single_hybrid_layer_streams_like_its_whole_sequence_call(name):
     layer = seeded(LAYERS[name])

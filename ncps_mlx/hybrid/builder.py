@@ -41,6 +41,12 @@ class LayerType:
     count: Callable | None = None
 
 
+def make_cache(layer, batch: int, dtype=mx.float32):
+    """``layer.make_cache(batch, dtype)``; float32 caches call ``make_cache(batch)``, so user
+    layers registered without a ``dtype`` argument keep working."""
+    return layer.make_cache(batch) if dtype == mx.float32 else layer.make_cache(batch, dtype)
+
+
 class HybridModel(nn.Module):
     """Input projection, pre-norm residual blocks, final norm: ``(B, T, E) -> (B, T, H)``.
 
@@ -64,13 +70,7 @@ class HybridModel(nn.Module):
 
     def make_cache(self, batch: int, dtype=mx.float32) -> list:
         """One cache per block (shared modules keep separate caches per use), in ``dtype``."""
-
-        def cache_of(layer):  # user layers may take make_cache(batch) only
-            return (
-                layer.make_cache(batch) if dtype == mx.float32 else layer.make_cache(batch, dtype)
-            )
-
-        return [cache_of(self.layers[i]) for i in self._layer_of_block]
+        return [make_cache(self.layers[i], batch, dtype) for i in self._layer_of_block]
 
     def astype(self, dtype) -> HybridModel:
         """Cast parameters and constants to ``dtype`` in place (see
