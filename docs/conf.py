@@ -60,7 +60,7 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(mx|mlx)(\..*)?"),
     (r"py:.*", r"(nn)(\..*)?"),
     (r"py:.*", r"(nx|networkx)(\..*)?"),
-    (r"py:.*", r"(matplotlib|os|collections|argparse)(\..*)?"),
+    (r"py:.*", r"(matplotlib|os|collections|argparse|datetime|abc|pathlib)(\..*)?"),
     # Prose in Google-style type fields ("tuple of 3 floats", "sequence of int").
     (r"py:class", r"(optional|callable|sequence|array-like|floats|ints|\d+ \w+)"),
 ]

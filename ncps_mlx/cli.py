@@ -7,6 +7,8 @@
   builds any wiring class, prints its summary and optionally writes its plot and JSON file;
   ``ncps-mlx wiring --list`` lists the classes and their arguments. A value ``@file.json`` is a
   saved wiring (for the wirings that wrap another, e.g. ``AdaptiveWiring``).
+* ``ncps-mlx explore init|dream|search|leaderboard|export|dedup [--db PATH]`` composes,
+  searches and tracks hybrid architectures (:mod:`ncps_mlx.explore`).
 * ``ncps-mlx hybrid LAYER [LAYER ...] [option=value ...] --embed-size E --hidden-size H`` (or a
   named pattern: ``ncps-mlx hybrid jamba_like --layers 6 ...``) prints the stack's layer diagram
   and its exact parameter count.
@@ -24,6 +26,7 @@ import sys
 from collections import Counter
 
 from . import wirings
+from .explore.commands import add_explore
 from .viz import LAYOUTS, save_wiring_plot
 
 #: Wiring classes the ``wiring`` command builds, by lower-case name.
@@ -246,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     _add_wiring(commands)
     _add_hybrid(commands)
+    add_explore(commands, _Parser)
     return parser
 
 

@@ -135,6 +135,7 @@ class HybridBuilder:
 
     @classmethod
     def layer_types(cls) -> list[str]:
+        """The registered layer type names, sorted."""
         return sorted(cls._registry)
 
     @classmethod

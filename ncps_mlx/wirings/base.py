@@ -234,6 +234,31 @@ class Wiring:
             "sensory_drawn": self._sensory_drawn,
         }
 
+    def spec(self) -> dict:
+        """``{"class_name": ..., "args": ...}``: the constructor call that makes this wiring
+        (before ``build`` and later edits), a small JSON-safe description that
+        :meth:`from_spec` replays. The seeds are among the arguments, so the draws repeat."""
+        return {"class_name": _registry_key(type(self)), "args": self._config_args()}
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> Wiring:
+        """A new, unbuilt wiring from :meth:`spec` output (nothing is imported or evaluated).
+
+        Raises:
+            ValueError: On a malformed spec, an unknown class or arguments that do not fit it.
+        """
+        if not isinstance(spec, dict) or set(spec) != {"class_name", "args"}:
+            raise ValueError(f"a wiring spec is {{'class_name': str, 'args': dict}}, got {spec!r}")
+        klass = Wiring._registry.get(spec["class_name"])
+        if klass is None or not issubclass(klass, cls) or not isinstance(spec["args"], dict):
+            raise ValueError(
+                f"spec class_name={spec['class_name']!r} is not a known {cls.__name__}"
+            )
+        try:
+            return klass(**spec["args"])
+        except TypeError as error:
+            raise ValueError(f"spec args do not fit {klass.__name__}: {error}") from None
+
     @classmethod
     def from_config(cls, config: dict) -> Wiring:
         """Rebuild a wiring from :meth:`get_config` output, restoring its exact subclass.
