@@ -1,5 +1,6 @@
 """Component registry (layers, options, wirings, compatibility) and composition strategies."""
 
+import inspect
 import math
 from collections import Counter
 
@@ -434,3 +435,17 @@ def test_bad_arguments_raise_naming_the_argument(registry, call, argument):
 def test_seeds_may_be_numpy_generators(registry):
     first = random_walk(registry, 4, seed=np.random.default_rng(5))
     assert first == random_walk(registry, 4, seed=np.random.default_rng(5))
+
+
+def test_the_registry_lists_every_public_wiring_class_with_its_options():
+    from ncps_mlx.wirings.gallery import example_wirings
+
+    classes = ComponentRegistry.wiring_classes()
+    assert set(classes) == set(example_wirings())
+    assert classes["AutoNCP"] == {
+        "units": inspect.Parameter.empty,
+        "output_size": inspect.Parameter.empty,
+        "sparsity_level": 0.5,
+        "seed": 22222,
+    }
+    assert set(ComponentRegistry().wirings()) <= set(classes)

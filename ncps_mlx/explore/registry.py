@@ -30,6 +30,7 @@ Pairs with a layer of no known kind (user layers) score :data:`NEUTRAL_SCORE`. E
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import math
 import numbers
@@ -257,6 +258,24 @@ class ComponentRegistry:
         Random(H, sparsity 0.5), MultiScaleWiring (four groups of H/4), HierarchicalWiring
         (H/2, H/4, H/4) and AttentionWiring (2 heads, groups of H/4): about H neurons each."""
         return dict(self._wirings)
+
+    @staticmethod
+    def wiring_classes() -> dict[str, dict]:
+        """Every public wiring class with its constructor options: ``{class name: {argument:
+        default}}`` (``inspect.Parameter.empty`` for required arguments). Strategies propose
+        the sized wirings of :meth:`wirings`; the others (shaped by their inputs, such as
+        ``VisionWiring``, or rewired at run time, such as ``AdaptiveWiring``) enter an
+        architecture through its ``wiring`` spec."""
+        from .. import wirings as module
+
+        classes = {}
+        for name in module.__all__:
+            cls = getattr(module, name)
+            bases = (module.Wiring, module.GroupedWiring)
+            if isinstance(cls, type) and issubclass(cls, module.Wiring) and cls not in bases:
+                parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+                classes[name] = {p.name: p.default for p in parameters}
+        return classes
 
     def wiring_specs(self, hidden_size: int) -> list[dict | None]:
         """The wiring choices at width ``hidden_size``: None (dense) then one spec a wiring."""
