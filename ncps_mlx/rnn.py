@@ -14,6 +14,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from . import checks
 from .cells import CfCCell, LSTMCell, LTCCell, Prepared, WiredCfCCell
 from .cells.common import parameter_dtype
 from .wirings import FullyConnected, Wiring
@@ -41,6 +42,10 @@ class LiquidSequence(nn.Module):
       previous output (before the first valid step: the output of ``hx``), so the final state
       and the ``return_sequences=False`` output are those of the last valid step. Inputs and
       timespans at padded steps are ignored (they may hold anything, NaN included).
+
+    NaN or inf in ``x`` or ``hx`` propagate to the outputs unchecked unless the opt-in checks
+    of :mod:`ncps_mlx.checks` are on; then they, and non-finite outputs or final state, raise
+    :class:`~ncps_mlx.checks.NonFiniteError` naming the element. Timespans are always checked.
 
     Returns ``(outputs, hx)``: outputs ``(B, T, O)`` (or ``(B, O)`` if not
     ``return_sequences``; time-major and unbatched layouts follow ``x``), and the final state in
@@ -116,6 +121,8 @@ class LiquidSequence(nn.Module):
         if step_mask is not None:
             # Padded steps are computed and discarded: keep their values finite for gradients.
             x = mx.where(step_mask, x, 0.0)
+        if checks.is_enabled():
+            self._check_finite_inputs(x, h, c, batched)
 
         prepared = self.rnn_cell.prepare(x)
         memory = self.lstm.prepare(x) if self.use_mixed else Prepared((), ())
@@ -136,7 +143,8 @@ class LiquidSequence(nn.Module):
             if self.return_sequences:
                 outputs.append(y)
         readout = self.readout(mx.stack(outputs) if self.return_sequences else y[None])
-        return self._restore_layout(readout, h, c, batched)
+        readout, state = self._restore_layout(readout, h, c, batched)
+        return checks.validate(readout, "outputs"), checks.validate(state, "final hx")
 
     def _sequence_step(self, inputs_t, params, memory_t, memory_params, h, c, ts, valid, y_prev):
         """One step of the loop: mixed memory, the cell, and the padding mask."""
@@ -165,6 +173,16 @@ class LiquidSequence(nn.Module):
         if not batched:
             return x[:, None, :]
         return x if not self.batch_first else x.transpose(1, 0, 2)
+
+    def _check_finite_inputs(self, x, h, c, batched):
+        """Raise :class:`~ncps_mlx.checks.NonFiniteError` if ``x`` (time-major, padding zeroed)
+        or the initial state holds NaN/inf, naming the element in the caller's layout."""
+        if not batched:
+            x, h, c = x[:, 0], h[0], None if c is None else c[0]
+        elif self.batch_first:
+            x = x.transpose(1, 0, 2)
+        checks.check_finite(x, "x")
+        checks.check_finite((h, c) if self.use_mixed else h, "hx")
 
     def _restore_layout(self, readout, h, c, batched):
         """``readout`` ``(T, B, O)`` (``(1, B, O)``: last step only) -> the input's layout."""
@@ -370,7 +388,7 @@ class CfC(LiquidSequence):
         else:
             self.rnn_cell = CfCCell(
                 input_size,
-                units,
+                check_int(units, "units", minimum=1),
                 mode,
                 activation,
                 128 if backbone_units is None else backbone_units,

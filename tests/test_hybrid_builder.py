@@ -210,3 +210,13 @@ def test_param_count_of_liquid_layers_follows_their_wiring(layer, wiring):
     options = {"wiring": {layer: wiring}, "liquid_features": 6}
     built = parameter_count(HybridBuilder.build([layer], E, H, **options))
     assert HybridBuilder.param_count([layer], E, H, **options) == built
+
+
+def test_opt_in_finite_checks_report_nan_inputs_of_a_hybrid_model():
+    from ncps_mlx.checks import NonFiniteError, finite_checks
+
+    model = HybridBuilder.build(["mamba", "ffn"], 4, 8)
+    x = mx.zeros((1, 3, 4)).at[0, 2, 1].add(mx.nan)
+    assert mx.isnan(model(x)).any().item()  # off by default: NaN propagates
+    with finite_checks(), pytest.raises(NonFiniteError, match=r"x\[0, 2, 1\] is nan"):
+        model(x)

@@ -10,6 +10,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
+from .. import checks
 from ..wirings import Wiring
 from ..wirings.synapses import check_int
 
@@ -85,13 +86,13 @@ class HybridModel(nn.Module):
         if "scales" in self.input_projection:  # quantized: compute in the scales' dtype
             dtype = self.input_projection.scales.dtype
         cache = self.make_cache(x.shape[0], dtype) if cache is None else cache
-        h = self.input_projection(x.astype(dtype))
+        h = self.input_projection(checks.validate(x, "x").astype(dtype))
         new_cache = []
         for norm, index, layer_cache in zip(self.norms, self._layer_of_block, cache, strict=True):
             out, layer_cache = self.layers[index](norm(h), layer_cache)
             h = h + out
             new_cache.append(layer_cache)
-        return self.final_norm(h), new_cache
+        return checks.validate(self.final_norm(h), "outputs"), new_cache
 
     def __call__(self, x: mx.array) -> mx.array:
         return self.stream(x)[0]
