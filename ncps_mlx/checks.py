@@ -7,9 +7,12 @@ in any MLX computation. Turn the checks on globally with :func:`enable` or for a
 the first offending element (``"x[3, 17, 0] is nan"``). Timespans are validated always (finite,
 non-negative), checks or not. While the checks are off the only cost is one boolean test per call.
 
-Example:
-    >>> with finite_checks():
-    ...     outputs, state = model(x)  # raises NonFiniteError if x, hx or outputs hold NaN/inf
+Example::
+
+    with finite_checks():
+        outputs, state = model(x)  # raises NonFiniteError if x, hx or outputs hold NaN/inf
+
+:class:`~ncps_mlx.hybrid.HybridModel` validates its input and outputs the same way.
 """
 
 from __future__ import annotations
