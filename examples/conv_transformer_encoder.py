@@ -21,14 +21,12 @@ import time
 
 import mlx.core as mx
 import mlx.nn as nn
-import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
 from ncps_mlx.datasets import load_digits_sequences
 from ncps_mlx.hybrid import HybridBuilder
 from ncps_mlx.hybrid.conv_transformer import ConvTransformerEncoder
-from ncps_mlx.models import accuracy, classification_loss
-from ncps_mlx.training import fit
+from ncps_mlx.models import fit_classifier
 
 SETTINGS = {  # encoder width, blocks, heads, epochs, learning rate
     "fast": {"d_model": 32, "num_layers": 4, "num_heads": 2, "epochs": 12, "learning_rate": 3e-3},
@@ -72,19 +70,13 @@ def train_one(pooling: str, settings: dict, data, args) -> None:
     )
     assert body == count(encoder.body), (body, count(encoder.body))
     model = PooledClassifier(encoder, data.num_classes)
-    rate, epochs = settings["learning_rate"], settings["epochs"]
-    steps = epochs * -(-len(data.y_train) // BATCH_SIZE)
-    x_test, y_test = mx.array(data.x_test), mx.array(data.y_test)
-    history = fit(
+    history = fit_classifier(
         model,
-        classification_loss,
-        optim.Adam(learning_rate=optim.cosine_decay(rate, steps, rate * 0.05)),
-        (data.x_train, data.y_train),
-        val_data=(data.x_test, data.y_test),
-        epochs=epochs,
-        batch_size=BATCH_SIZE,
-        seed=args.seed,
-        metrics={"test_accuracy": lambda m: accuracy(m, x_test, y_test)},
+        data,
+        settings["epochs"],
+        settings["learning_rate"],
+        BATCH_SIZE,
+        args.seed,
         progress=args.progress,
     )
     seconds = history.series("seconds")

@@ -21,14 +21,12 @@ import argparse
 import os
 
 import mlx.core as mx
-import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
 from ncps_mlx import LTC, CfC
 from ncps_mlx.datasets import load_digits_sequences
 from ncps_mlx.demo import SETTINGS, save_training_curve
-from ncps_mlx.models import SequenceClassifier, accuracy, classification_loss
-from ncps_mlx.training import fit
+from ncps_mlx.models import SequenceClassifier, fit_classifier
 from ncps_mlx.wirings import AutoNCP
 
 CELLS = {"cfc": (CfC, 1.0), "ltc": (LTC, 2.0)}  # cell class, learning-rate factor
@@ -67,18 +65,8 @@ def main():
         mx.eval(model.parameters())
         parameters = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
         rate = settings["learning_rate"] * factor
-        steps = epochs * -(-len(data.y_train) // BATCH_SIZE)
-        history = fit(
-            model,
-            classification_loss,
-            optim.Adam(learning_rate=optim.cosine_decay(rate, steps, rate * 0.05)),
-            (data.x_train, data.y_train),
-            val_data=(data.x_test, data.y_test),
-            epochs=epochs,
-            batch_size=BATCH_SIZE,
-            seed=args.seed,
-            metrics={"test_accuracy": lambda m: accuracy(m, data.x_test, data.y_test)},
-            progress=args.progress,
+        history = fit_classifier(
+            model, data, epochs, rate, BATCH_SIZE, args.seed, progress=args.progress
         )
         seconds = history.series("seconds")
         path = os.path.join(args.out_dir, f"digits_{name}_training.png")

@@ -22,12 +22,11 @@ import time
 
 import mlx.core as mx
 import mlx.nn as nn
-import mlx.optimizers as optim
 import numpy as np
 
 from ncps_mlx import CfC
 from ncps_mlx.datasets import irregular_sine
-from ncps_mlx.training import fit
+from ncps_mlx.training import cosine_adam, fit
 from ncps_mlx.wirings import AutoNCP
 
 #: Settings of the default and ``--long`` runs.
@@ -47,9 +46,7 @@ def train(data, test, settings, epochs, seed, progress):
     """A fresh ``CfC(1, AutoNCP(units, 1))`` trained on ``data``; returns it, history, seconds."""
     mx.random.seed(seed)
     model = CfC(1, AutoNCP(settings["units"], 1, seed=seed))
-    rate = settings["learning_rate"]
-    steps = epochs * -(-len(data[0]) // BATCH_SIZE)
-    optimizer = optim.Adam(learning_rate=optim.cosine_decay(rate, steps, rate * 0.05))
+    optimizer = cosine_adam(settings["learning_rate"], epochs, len(data[0]), BATCH_SIZE)
     started = time.perf_counter()
     history = fit(
         model,

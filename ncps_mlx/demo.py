@@ -12,13 +12,12 @@ import os
 from dataclasses import dataclass
 
 import mlx.core as mx
-import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
 from .datasets import load_digits_sequences
-from .models import SequenceClassifier, accuracy, classification_loss
+from .models import SequenceClassifier, fit_classifier
 from .rnn import CfC
-from .training import History, fit
+from .training import History
 from .viz import save_wiring_plot
 from .wirings import AutoNCP
 
@@ -105,19 +104,13 @@ def run_demo(
         f"({wiring.synapse_count + wiring.sensory_synapse_count} synapses), {parameters} "
         f"parameters"
     )
-    steps = settings["epochs"] * -(-len(data.y_train) // batch_size)
-    rate = settings["learning_rate"]
-    optimizer = optim.Adam(learning_rate=optim.cosine_decay(rate, steps, rate * 0.05))
-    history = fit(
+    history = fit_classifier(
         model,
-        classification_loss,
-        optimizer,
-        (data.x_train, data.y_train),
-        val_data=(data.x_test, data.y_test),
-        epochs=settings["epochs"],
-        batch_size=batch_size,
-        seed=seed,
-        metrics={"test_accuracy": lambda m: accuracy(m, data.x_test, data.y_test)},
+        data,
+        settings["epochs"],
+        settings["learning_rate"],
+        batch_size,
+        seed,
         progress=progress,
     )
     test_accuracy = history.epochs[-1]["test_accuracy"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
+from .training import cosine_adam, fit
 from .wirings.synapses import check_int
 
 
@@ -45,6 +46,49 @@ class SequenceClassifier(nn.Module):
 def classification_loss(model: nn.Module, x: mx.array, labels: mx.array) -> mx.array:
     """Mean cross-entropy of ``model(x)`` logits ``(B, C)`` against int labels ``(B,)``."""
     return nn.losses.cross_entropy(model(x), labels, reduction="mean")
+
+
+def fit_classifier(
+    model: nn.Module,
+    data,
+    epochs: int,
+    learning_rate: float,
+    batch_size: int = 32,
+    seed: int = 0,
+    per_epoch_metrics: bool = True,
+    progress: bool = True,
+):
+    """Train a classifier on a :class:`~ncps_mlx.datasets.SequenceSplit` with
+    :func:`~ncps_mlx.training.fit`, cross-entropy and
+    :func:`~ncps_mlx.training.cosine_adam`.
+
+    Args:
+        model: Maps ``(B, T, F)`` to logits ``(B, C)``.
+        data: The train and test sets.
+        epochs, learning_rate, batch_size, seed, progress: As for ``fit`` / ``cosine_adam``.
+        per_epoch_metrics: Record ``val_loss`` and ``test_accuracy`` (on the test set) after
+            every epoch.
+
+    Returns:
+        The :class:`~ncps_mlx.training.History`.
+    """
+    evaluation = {}
+    if per_epoch_metrics:
+        evaluation = {
+            "val_data": (data.x_test, data.y_test),
+            "metrics": {"test_accuracy": lambda m: accuracy(m, data.x_test, data.y_test)},
+        }
+    return fit(
+        model,
+        classification_loss,
+        cosine_adam(learning_rate, epochs, len(data.y_train), batch_size),
+        (data.x_train, data.y_train),
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
+        **evaluation,
+    )
 
 
 def accuracy(model: nn.Module, x, labels, batch_size: int = 512) -> float:

@@ -27,7 +27,7 @@ from .checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, sav
 from .wirings.sampling import normalize_seed
 from .wirings.synapses import check_int
 
-__all__ = ["History", "EarlyStopping", "fit", "evaluate_loss"]
+__all__ = ["History", "EarlyStopping", "fit", "evaluate_loss", "cosine_adam"]
 
 
 @dataclass
@@ -118,6 +118,15 @@ class _Progress:
                     {k: f"{v:.4g}" for k, v in record.items() if k not in ("epoch", "seconds")}
                 )
             self.bar.close()
+
+
+def cosine_adam(
+    learning_rate: float, epochs: int, rows: int, batch_size: int, floor: float = 0.05
+) -> optim.Adam:
+    """Adam whose learning rate falls along a cosine from ``learning_rate`` to ``floor`` times
+    it over the steps of ``epochs`` passes over ``rows`` rows in batches of ``batch_size``."""
+    steps = check_int(epochs, "epochs", 1) * -(-check_int(rows, "rows", 1) // batch_size)
+    return optim.Adam(learning_rate=optim.cosine_decay(learning_rate, steps, learning_rate * floor))
 
 
 def evaluate_loss(model: nn.Module, loss_fn: Callable, data, batch_size: int = 256) -> float:

@@ -22,13 +22,11 @@ from typing import ClassVar
 
 import mlx.core as mx
 import mlx.nn as nn
-import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten
 
 from ..datasets import SequenceSplit, load_digits_sequences
-from ..models import accuracy, classification_loss
-from ..training import fit
+from ..models import accuracy, fit_classifier
 from ..wirings.sampling import normalize_seed
 from ..wirings.synapses import check_int
 from .architecture import Architecture
@@ -148,17 +146,14 @@ class Task(ABC):
         data = self.split(seed)
         mx.random.seed(seed)
         model = HybridClassifier.from_architecture(architecture, self.input_size, self.num_classes)
-        steps = epochs * -(-len(data.y_train) // batch_size)
-        rate = self.learning_rate
-        optimizer = optim.Adam(learning_rate=optim.cosine_decay(rate, steps, rate * 0.05))
-        fit(
+        fit_classifier(
             model,
-            classification_loss,
-            optimizer,
-            (data.x_train, data.y_train),
-            epochs=epochs,
-            batch_size=batch_size,
-            seed=seed,
+            data,
+            epochs,
+            self.learning_rate,
+            batch_size,
+            seed,
+            per_epoch_metrics=False,
             progress=progress,
         )
         value = accuracy(model, data.x_test, data.y_test)
