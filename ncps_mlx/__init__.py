@@ -1,7 +1,8 @@
 """ncps-mlx: neural circuit policies (LTC, CfC, NCP wirings) on Apple's MLX."""
 
 from . import io, wirings
-from .cells import CfCCell, LSTMCell, LTCCell, WiredCfCCell
+from .cells import CfCCell, CTGRUCell, CTRNNCell, LSTMCell, LTCCell, ODELSTMCell, WiredCfCCell
+from .ct_rnn import CTGRU, CTRNN, ODELSTM
 from .quantization import QuantizationReport, astype, quantize, weight_bytes
 from .rnn import LTC, CfC
 from .streaming import StreamingRunner
@@ -21,8 +22,14 @@ __all__ = [
     "CfCCell",
     "WiredCfCCell",
     "LSTMCell",
+    "CTRNNCell",
+    "CTGRUCell",
+    "ODELSTMCell",
     "LTC",
     "CfC",
+    "CTRNN",
+    "CTGRU",
+    "ODELSTM",
     "StreamingRunner",
     "quantize",
     "astype",

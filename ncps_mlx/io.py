@@ -142,9 +142,10 @@ def load_ncps_state_dict(model, state_dict, strict: bool = True):
 
 # ---------------------------------------------------------------------- self-describing files
 def _model_classes() -> dict[str, type]:
+    from .ct_rnn import CTGRU, CTRNN, ODELSTM
     from .rnn import LTC, CfC
 
-    return {"CfC": CfC, "LTC": LTC}
+    return {"CfC": CfC, "LTC": LTC, "CTRNN": CTRNN, "CTGRU": CTGRU, "ODELSTM": ODELSTM}
 
 
 def save_model(model, path: str | os.PathLike) -> None:

@@ -16,8 +16,8 @@ import numpy as np
 
 from . import checks
 from .cells import CfCCell, LSTMCell, LTCCell, Prepared, WiredCfCCell
-from .cells.common import parameter_dtype
-from .wirings import FullyConnected, Wiring
+from .cells.common import parameter_dtype, wiring_for_units
+from .wirings import Wiring
 from .wirings.synapses import check_int
 
 __all__ = ["LiquidSequence", "LTC", "CfC"]
@@ -273,6 +273,8 @@ class LTC(LiquidSequence):
         input_mapping (str): See :class:`~ncps_mlx.cells.LTCCell`.
         output_mapping (str): See :class:`~ncps_mlx.cells.LTCCell`.
         ode_unfolds (int): See :class:`~ncps_mlx.cells.LTCCell`.
+        solver (str): ``"semi_implicit"`` (ncps's, the default), ``"euler"``, ``"heun"`` or
+            ``"rk4"``; see :class:`~ncps_mlx.cells.LTCCell`.
         epsilon (float): See :class:`~ncps_mlx.cells.LTCCell`.
         implicit_param_constraints (bool): As in the cell, but True by default (as in ncps).
         sparse (bool, optional): Synapse layout (ours); see the cell.
@@ -298,9 +300,10 @@ class LTC(LiquidSequence):
         sparse: bool | None = None,
         fast_weights: bool | None = None,
         routing: bool | None = None,
+        solver: str = "semi_implicit",
     ):
         super().__init__(input_size, return_sequences, batch_first, mixed_memory)
-        wiring = _wiring_for(units, input_size)
+        wiring = wiring_for_units(units, input_size)
         self.rnn_cell = LTCCell(
             wiring,
             input_size,
@@ -312,6 +315,7 @@ class LTC(LiquidSequence):
             sparse=sparse,
             fast_weights=fast_weights,
             routing=routing,
+            solver=solver,
         )
         self.wiring = wiring
         self.state_size = self.rnn_cell.state_size
@@ -334,6 +338,7 @@ class LTC(LiquidSequence):
             "sparse": sparse,
             "fast_weights": fast_weights,
             "routing": routing,
+            "solver": solver,
         }
 
     def readout(self, outputs):
@@ -418,17 +423,6 @@ class CfC(LiquidSequence):
 
     def readout(self, outputs):
         return self.fc(outputs) if self.proj_size is not None else outputs
-
-
-def _wiring_for(units, input_size: int) -> Wiring:
-    """A wiring given as is, or ``FullyConnected(units)`` for an int (as ncps)."""
-    if isinstance(units, Wiring):
-        if units.input_dim is not None and units.input_dim != input_size:
-            raise ValueError(
-                f"the wiring was built for input_dim={units.input_dim} but input_size={input_size}"
-            )
-        return units
-    return FullyConnected(check_int(units, "units", minimum=1))
 
 
 def _as_float_array(value, name: str, dtype=mx.float32) -> mx.array:

@@ -28,20 +28,32 @@ def test_advanced_wirings_example_trains_every_wiring():
     assert out.count("loss") == 4
 
 
+def table_rows(out: str) -> list[str]:
+    """The data rows of the Markdown tables in ``out`` (header and separator rows left out)."""
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    return [line for line in rows if not line.startswith("| workload |")]
+
+
 def test_wiring_build_benchmark_prints_a_row_per_workload():
-    out = run("benchmarks/wiring_build.py", "--quick")
-    assert len([line for line in out.splitlines() if line.startswith("| ")]) == 8
+    from ncps_mlx.bench.wirings import WORKLOADS
+
+    out = run("benchmarks/wiring_build.py", "--quick", "--repeats", "1")
+    assert len(table_rows(out)) == len(WORKLOADS)
 
 
 def test_cells_benchmark_prints_a_row_per_workload():
+    from ncps_mlx.bench.cells import WORKLOADS
+
     out = run("benchmarks/cells.py", "--quick", "--repeats", "1")
-    assert len([line for line in out.splitlines() if line.startswith("| ")]) == 5
+    assert len(table_rows(out)) == 2 * len(WORKLOADS)  # forward and train step
 
 
 def test_hybrid_benchmark_prints_a_row_per_layer_type():
-    out = run("benchmarks/hybrid.py", "--quick")
-    rows = [line for line in out.splitlines() if line.startswith("| ") and "T=" not in line]
-    assert len([r for r in rows if "x)" in r]) == len(HybridBuilder.layer_types())
+    out = run("benchmarks/hybrid.py", "--quick", "--repeats", "1")
+    rows = table_rows(out)
+    for name in HybridBuilder.layer_types():
+        assert any(row.startswith(f"| {name} T=") for row in rows)
+    assert any(row.startswith("| Mamba block T=") for row in rows)
 
 
 def test_hybrid_patterns_example_trains_each_pattern():
@@ -96,3 +108,11 @@ def test_quantized_inference_example_prints_a_row_per_variant():
     out = run("examples/quantized_inference.py", "--length", "4", "--repeats", "1")
     for variant in ("float16", "bfloat16", "8-bit", "4-bit + float16"):
         assert sum(line.startswith(f"| {variant:<16}|") for line in out.splitlines()) == 2
+
+
+def test_cell_comparison_example_prints_a_row_per_cell():
+    out = run("examples/cell_comparison.py", "--epochs", "1")
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    for label in ("CfC", "LTC", "CT-RNN", "CT-GRU", "ODE-LSTM", "LSTM"):
+        assert any(row.startswith(f"| {label}") for row in rows)
+    assert len(rows) == 1 + 6  # header + one row per cell

@@ -2,8 +2,11 @@
 
 from .cfc import CfCCell
 from .common import ACTIVATIONS, Prepared, lecun_tanh
+from .ctgru import CTGRUCell
+from .ctrnn import CTRNNCell
 from .lstm import LSTMCell
 from .ltc import LTCCell
+from .odelstm import ODELSTMCell
 from .wired_cfc import WiredCfCCell
 
 __all__ = [
@@ -11,6 +14,9 @@ __all__ = [
     "LTCCell",
     "WiredCfCCell",
     "LSTMCell",
+    "CTRNNCell",
+    "CTGRUCell",
+    "ODELSTMCell",
     "Prepared",
     "ACTIVATIONS",
     "lecun_tanh",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
-from .common import Prepared, dense_weight, xavier_uniform
+from .common import Prepared, dense_weight, in_out, xavier_uniform
+from .fast_math import sigmoid, tanh
 
 __all__ = ["LSTMCell"]
 
@@ -40,17 +41,17 @@ class LSTMCell(nn.Module):
 
     def prepare(self, x: mx.array) -> Prepared:
         """Input projection of all steps: ``x`` ``(T, B, F)`` -> inputs ``((T, B, 4H),)``."""
-        return Prepared((self.input_map(x),), (dense_weight(self.recurrent_map),))
+        return Prepared((self.input_map(x),), (in_out(dense_weight(self.recurrent_map)),))
 
     @staticmethod
     def step(inputs_t, params, state, ts=None):
         """One step: ``state = (h, c)``, each ``(B, H)``; returns ``(h_new, (h_new, c_new))``."""
         (projected,), (recurrent_weight,) = inputs_t, params
         h, c = state
-        z = projected + h @ recurrent_weight.T
+        z = mx.addmm(projected, h, recurrent_weight)  # recurrent_weight: (H, 4H)
         i, input_gate, forget_gate, output_gate = mx.split(z, 4, axis=-1)
-        c = c * mx.sigmoid(forget_gate + 1.0) + mx.tanh(i) * mx.sigmoid(input_gate)
-        h = mx.tanh(c) * mx.sigmoid(output_gate)
+        c = c * sigmoid(forget_gate + 1.0) + tanh(i) * sigmoid(input_gate)
+        h = tanh(c) * sigmoid(output_gate)
         return h, (h, c)
 
     def __call__(self, x: mx.array, state: tuple[mx.array, mx.array]):

@@ -99,7 +99,8 @@ class WiredCfCCell(WiredCell, nn.Module):
     def prepare(self, x: mx.array) -> Prepared:
         """Layer 0's input projection for all steps; every layer's constants."""
         first = self.layers[0].prepare(x)
-        params = (first.params,) + tuple(layer.step_params() for layer in self.layers[1:])
+        later = tuple(layer.step_params(input_per_step=True) for layer in self.layers[1:])
+        params = (first.params, *later)
         return Prepared(first.inputs, params)
 
     def step(self, inputs_t, params, h, ts=1.0):
@@ -112,7 +113,7 @@ class WiredCfCCell(WiredCell, nn.Module):
         ):
             if index:
                 w_x, b_x = layer_params[0], layer_params[1]
-                projected = mx.addmm(b_x, new_states[-1], w_x.T)
+                projected = mx.addmm(b_x, new_states[-1], w_x)
             layer_ts = ts if slowdown is None else ts * slowdown
             new_states.append(layer.advance(projected, layer_params, state, layer_ts))
         h = mx.concatenate(new_states, axis=-1)
