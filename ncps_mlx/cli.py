@@ -12,6 +12,8 @@
 * ``ncps-mlx hybrid LAYER [LAYER ...] [option=value ...] --embed-size E --hidden-size H`` (or a
   named pattern: ``ncps-mlx hybrid jamba_like --layers 6 ...``) prints the stack's layer diagram
   and its exact parameter count.
+* ``ncps-mlx bench [--quick] [--out DIR] [--only FAMILY[,FAMILY]] [--repeats N]`` runs the
+  benchmark suite (:mod:`ncps_mlx.bench.suite`) and writes ``DIR/bench.md`` and ``bench.json``.
 
 Bad arguments print one line, ``ncps-mlx <command>: error: ...``, and exit with code 2.
 """
@@ -242,14 +244,72 @@ def _add_hybrid(commands) -> None:
     hybrid.set_defaults(run=_run_hybrid, subparser=hybrid, extra_dest="items")
 
 
+# ---------------------------------------------------------------------------- bench
+def _run_bench(args, parser) -> int:
+    from .bench.suite import markdown, parse_families, run_suite
+
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
+    try:
+        families = parse_families(args.only)
+    except ValueError as error:
+        parser.error(f"--only: {error}")
+    report = run_suite(
+        families,
+        quick=args.quick,
+        repeats=args.repeats,
+        out=args.out,
+        torch_device=args.torch_device,
+    )
+    print(markdown(report))
+    print(f"wrote {os.path.join(args.out, 'bench.md')} and {os.path.join(args.out, 'bench.json')}")
+    return 1 if any("error" in family for family in report["families"]) else 0
+
+
+def _add_bench(commands) -> None:
+    from .bench.suite import FAMILIES
+
+    bench = commands.add_parser(
+        "bench",
+        help="run the benchmark suite against ncps, mlx-lm and step loops",
+        description="Run every benchmark family in its own process and write bench.md and "
+        "bench.json: ncps_mlx time, the reference's time in the same run, their ratio (ours / "
+        "reference; below 1 means ncps_mlx is faster) and peak memory. Families: "
+        + "; ".join(f"{name} ({what})" for name, what in FAMILIES.items())
+        + ". References that are not installed (torch + ncps, mlx-lm) are reported as such.",
+    )
+    bench.add_argument("--quick", action="store_true", help="small sizes (a CI smoke test)")
+    bench.add_argument(
+        "--out",
+        default="bench_results",
+        metavar="DIR",
+        help="output folder (default bench_results)",
+    )
+    bench.add_argument(
+        "--only", metavar="FAMILY[,FAMILY]", help=f"run only these: {', '.join(FAMILIES)}"
+    )
+    bench.add_argument(
+        "--repeats", type=int, default=3, metavar="N", help="timed runs, best of (default 3)"
+    )
+    bench.add_argument(
+        "--torch-device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="device of the PyTorch references (default cpu; MLX uses its default device)",
+    )
+    bench.set_defaults(run=_run_bench, subparser=bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The ``ncps-mlx`` argument parser with its ``demo``, ``wiring`` and ``hybrid`` commands."""
+    """The ``ncps-mlx`` argument parser with its ``demo``, ``wiring``, ``hybrid``, ``explore``
+    and ``bench`` commands."""
     parser = _Parser(prog="ncps-mlx", description="Neural circuit policies on MLX.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_demo(commands)
     _add_wiring(commands)
     _add_hybrid(commands)
     add_explore(commands, _Parser)
+    _add_bench(commands)
     return parser
 
 

@@ -15,16 +15,24 @@ sigmoid over all float32 inputs, as close as ``mx.sigmoid`` itself (tested), and
 faster on the CPU inside a compiled step. Gradients use the exact identities
 :math:`\\sigma' = \\sigma (1 - \\sigma)` and :math:`\\tanh' = 1 - \\tanh^2` on the computed value.
 
-On a GPU (Metal, CUDA) MLX's own kernels are fast, so :func:`sigmoid` and :func:`tanh` are
-``mx.sigmoid`` and ``mx.tanh`` there: which one runs is decided by the default device at call
-time. Inputs in float16/bfloat16 also use MLX's functions (the bit trick is float32's).
+The polynomial form pays off on large arrays only: its bit manipulations split the fused
+kernel, and on small arrays (a CfC's ``(batch, hidden)`` gates) the extra kernel launches cost
+more than the transcendental calls they replace (measured: a CfC(16, 64) train step at batch 32
+ran 1.5-2.5x slower with it). So it is used for arrays of at least :data:`POLYNOMIAL_MIN_SIZE`
+elements (an LTC's ``(batch, neurons, fan-in)`` synapse activations), decided when the step is
+traced. On a GPU (Metal, CUDA) MLX's own kernels are fast, so :func:`sigmoid` and :func:`tanh`
+are ``mx.sigmoid`` and ``mx.tanh`` there: which one runs is decided by the default device at
+call time. Inputs in float16/bfloat16 also use MLX's functions (the bit trick is float32's).
 """
 
 from __future__ import annotations
 
 import mlx.core as mx
 
-__all__ = ["sigmoid", "tanh", "uses_polynomial"]
+__all__ = ["sigmoid", "tanh", "uses_polynomial", "POLYNOMIAL_MIN_SIZE"]
+
+#: Smallest array (in elements) for which the CPU uses the polynomial form.
+POLYNOMIAL_MIN_SIZE = 32768
 
 # 2**f ~ sum(c_k f**k) on [-1/2, 1/2]: a near-minimax fit (Lawson's weighted least squares),
 # relative error 7.5e-8 before rounding the coefficients to float32.
@@ -35,10 +43,10 @@ _SHIFT_BITS = 0x4B400000  # the bits of _ROUNDING_SHIFT as float32
 _EXPONENT_BIAS = 127
 
 
-def uses_polynomial(dtype: mx.Dtype = mx.float32) -> bool:
-    """Whether :func:`sigmoid`/:func:`tanh` use the polynomial form for ``dtype`` now: float32
-    on the CPU (the default device)."""
-    return dtype == mx.float32 and mx.default_device() == mx.cpu
+def uses_polynomial(x: mx.array) -> bool:
+    """Whether :func:`sigmoid`/:func:`tanh` use the polynomial form for ``x`` now: float32
+    arrays of at least :data:`POLYNOMIAL_MIN_SIZE` elements on the CPU (the default device)."""
+    return x.dtype == mx.float32 and x.size >= POLYNOMIAL_MIN_SIZE and mx.default_device() == mx.cpu
 
 
 def _exp2(t: mx.array) -> mx.array:
@@ -80,12 +88,12 @@ def _polynomial_tanh_vjp(primals, cotangent, output):
 
 
 def sigmoid(x: mx.array) -> mx.array:
-    """Logistic sigmoid of ``x`` (any shape): the polynomial form on the CPU in float32 (see
-    the module docstring), ``mx.sigmoid`` otherwise."""
-    return _polynomial_sigmoid(x) if uses_polynomial(x.dtype) else mx.sigmoid(x)
+    """Logistic sigmoid of ``x`` (any shape): the polynomial form for large float32 arrays on
+    the CPU (see the module docstring), ``mx.sigmoid`` otherwise."""
+    return _polynomial_sigmoid(x) if uses_polynomial(x) else mx.sigmoid(x)
 
 
 def tanh(x: mx.array) -> mx.array:
-    """Hyperbolic tangent of ``x`` (any shape): the polynomial form on the CPU in float32,
-    ``mx.tanh`` otherwise."""
-    return _polynomial_tanh(x) if uses_polynomial(x.dtype) else mx.tanh(x)
+    """Hyperbolic tangent of ``x`` (any shape): the polynomial form for large float32 arrays on
+    the CPU, ``mx.tanh`` otherwise."""
+    return _polynomial_tanh(x) if uses_polynomial(x) else mx.tanh(x)
