@@ -10,11 +10,14 @@ Tolerances: float32 against the float64 references, 1e-5 relative (``RTOL``) wit
 absolute floor; 1e-5 absolute (``ATOL``) between two float32 runs.
 """
 
+from functools import partial
+
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 import pytest
 from mlx.utils import tree_flatten
+from model_helpers import build_model, model_twin, random_sequences
 from training import train
 
 from ncps_mlx.cells.ctgru import CTGRUCell
@@ -42,20 +45,9 @@ CLASSES = [CTRNN, CTGRU, ODELSTM]
 
 
 # ---------------------------------------------------------------------- helpers
-def build(name, seed=0, **kwargs):
-    mx.random.seed(seed)
-    return MODELS[name](**kwargs)
-
-
-def twin(name, model, **kwargs):
-    """A model of the same kind built with other keywords, holding ``model``'s weights."""
-    other = build(name, seed=99, **kwargs)
-    other.update(model.parameters())
-    return other
-
-
-def data(seed=0, batch=B, steps=T, features=F):
-    return np.random.default_rng(seed).standard_normal((batch, steps, features)).astype(np.float32)
+build = partial(build_model, MODELS)
+twin = partial(model_twin, MODELS)
+data = partial(random_sequences, batch=B, steps=T, features=F)
 
 
 def timespans(seed=2, batch=B, steps=T):
