@@ -61,7 +61,7 @@ def test_variable_length_sequences_train_with_per_batch_padding_and_masks():
     history = fit(
         model,
         masked_loss,
-        optim.Adam(0.01),
+        optim.Adam(0.003),  # 0.01 makes the epoch losses jump (seed-dependent pass/fail)
         (sequences, targets),
         epochs=30,
         batch_size=16,
