@@ -11,11 +11,11 @@ import numpy as np
 from ..wirings import Wiring
 from ..wirings.synapses import check_int
 from .common import Prepared, WiredCell
-from .fan_in import FanInTable, fan_in_table, gather_synapse_values
-from .fast_math import sigmoid
+from .fan_in import fan_in_table, gather_synapse_values
 from .fast_weights import fast_weights_for, hebbian_update, with_fast_weights
+from .ltc_synapses import routed_synapses, synapse_sums, table_if_sparse
 from .ode_solvers import SOLVERS
-from .routing import routing_gains, routing_plan
+from .routing import routing_plan
 
 __all__ = ["LTCCell"]
 
@@ -195,7 +195,7 @@ class LTCCell(WiredCell, nn.Module):
         """
         src, dst, polarity = synapses
         sparse = True if force_table else self._sparse
-        table = _table_if_sparse(sparse, src, dst, num_sources, self.num_neurons)
+        table = table_if_sparse(sparse, src, dst, num_sources, self.num_neurons)
         if table is None:
             erev = np.zeros((num_sources, self.num_neurons), np.float32)
             erev[src, dst] = polarity
@@ -347,7 +347,7 @@ class LTCCell(WiredCell, nn.Module):
             self._sensory_sparsity_mask,
             self._sensory_fan_in,
         )
-        numerator, denominator = _synapse_sums(self.map_inputs(x), *sensory)
+        numerator, denominator = synapse_sums(self.map_inputs(x), *sensory)
         synapses = self._synapse_params(
             self.w, self.erev, self.mu, self.sigma, self._sparsity_mask, self._fan_in
         )
@@ -371,19 +371,19 @@ class LTCCell(WiredCell, nn.Module):
             w = with_fast_weights(synapses[1], state[..., self.num_neurons :], rule)
             synapses = (w * erev, w, *synapses[2:])
         if routing:
-            synapses = _routed(v, synapses, routing[0])
+            synapses = routed_synapses(v, synapses, routing[0])
         drive = leak_current + sensory_numerator  # the numerator's v-independent part
         if self.solver == "semi_implicit":
             cm_t = cm * (self.ode_unfolds / ts)
             denominator_base = cm_t + gleak + sensory_denominator + self.epsilon
             for _ in range(self.ode_unfolds):
-                numerator, denominator = _synapse_sums(v, *synapses)
+                numerator, denominator = synapse_sums(v, *synapses)
                 v = (cm_t * v + drive + numerator) / (denominator_base + denominator)
         else:
             conductance = gleak + sensory_denominator
 
             def velocity(v):
-                numerator, denominator = _synapse_sums(v, *synapses)
+                numerator, denominator = synapse_sums(v, *synapses)
                 return (drive + numerator - v * (conductance + denominator)) / cm
 
             step, h = SOLVERS[self.solver], ts / self.ode_unfolds
@@ -411,41 +411,6 @@ class LTCCell(WiredCell, nn.Module):
             f"out_features={self.motor_size}, ode_unfolds={self.ode_unfolds}, "
             f"solver={self.solver!r}"
         )
-
-
-def _synapse_sums(presynaptic, w_erev, w, mu, sigma, sources):
-    """Per target: ``sum_i w * sigmoid(sigma * (x_i - mu)) * erev`` and the same without erev.
-
-    ``presynaptic`` is ``(..., S)`` (source potentials or inputs). Dense: the parameters are
-    ``(S, N)`` and ``sources`` None; fan-in table: they are ``(N, K)`` and ``sources`` ``(N*K,)``.
-    Returns two ``(..., N)`` arrays.
-    """
-    if sources is None:
-        activation = sigmoid(sigma * (presynaptic[..., :, None] - mu))
-        axis = -2
-    else:
-        gathered = mx.take(presynaptic, sources, axis=-1).reshape(
-            *presynaptic.shape[:-1], *mu.shape
-        )
-        activation = sigmoid(sigma * (gathered - mu))
-        axis = -1
-    return (activation * w_erev).sum(axis=axis), (activation * w).sum(axis=axis)
-
-
-def _table_if_sparse(sparse, src, dst, num_sources: int, num_targets: int) -> FanInTable | None:
-    """A fan-in table for the synapse set, or None to use dense matrices (see ``sparse``)."""
-    if sparse is False:
-        return None
-    table = fan_in_table(src, dst, num_targets)
-    return table if sparse or 2 * table.width <= num_sources else None
-
-
-def _routed(v, synapses, plan):
-    """The synapses with routing-by-agreement gains from the step's starting potentials."""
-    w_erev, w, mu, sigma, sources = synapses
-    gathered = mx.take(v, sources, axis=-1).reshape(*v.shape[:-1], *mu.shape)
-    gain = routing_gains(sigmoid(sigma * (gathered - mu)) * w, plan)
-    return w_erev * gain, w * gain, mu, sigma, sources
 
 
 def _match_keys(old_keys, old_slots, keys) -> tuple[np.ndarray, np.ndarray]:
