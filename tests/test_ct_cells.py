@@ -288,11 +288,15 @@ def sparse_wiring():
     return NCP(3, 3, 2, 2, 2, 2, 2)
 
 
+def wired_model_and_inputs(cls):
+    """``cls`` on :func:`sparse_wiring` (seeded), inputs ``(B, T, F)`` and timespans."""
+    mx.random.seed(0)
+    return cls(F, sparse_wiring()), mx.array(data()), mx.array(timespans())
+
+
 @pytest.mark.parametrize("cls", CLASSES)
 def test_masked_out_weights_get_zero_gradients_and_do_not_change_outputs(cls):
-    mx.random.seed(0)
-    model = cls(F, sparse_wiring())
-    x, ts = mx.array(data()), mx.array(timespans())
+    model, x, ts = wired_model_and_inputs(cls)
 
     def loss(m):
         return mx.sum(m(x, timespans=ts)[0] ** 2)
@@ -315,9 +319,7 @@ def test_masked_out_weights_get_zero_gradients_and_do_not_change_outputs(cls):
 
 @pytest.mark.parametrize("cls", CLASSES)
 def test_refresh_wiring_follows_a_synapse_added_to_the_wiring(cls):
-    mx.random.seed(0)
-    model = cls(F, sparse_wiring())
-    x, ts = mx.array(data()), mx.array(timespans())
+    model, x, ts = wired_model_and_inputs(cls)
 
     def loss(m):
         return m(x, timespans=ts)[0].sum()
