@@ -2,11 +2,11 @@
 
     python benchmarks/cells.py [--quick] [--repeats N]
 
-Prints the ``cells`` family's table; the code is :mod:`ncps_mlx.bench.cells`, and
+Prints the ``cells`` family's table; the code is :mod:`ncps_mlx.apps.bench.cells`, and
 ``python benchmarks/run_all.py`` runs it with every other benchmark.
 """
 
-from ncps_mlx.bench.cells import main
+from ncps_mlx.apps.bench.cells import main
 
 if __name__ == "__main__":
     main()

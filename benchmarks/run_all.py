@@ -4,13 +4,14 @@
     python benchmarks/run_all.py --quick          # small sizes, under two minutes
     python benchmarks/run_all.py --only cells,mamba --out results/
 
-The same program as ``ncps-mlx bench``; see :mod:`ncps_mlx.bench.suite`. Writes
+The same program as ``ncps-mlx bench`` (its parser and errors); see
+:mod:`ncps_mlx.apps.bench.suite`. Writes
 ``bench_results/bench.md`` (also printed) and ``bench_results/bench.json``.
 """
 
 import sys
 
-from ncps_mlx.bench.suite import main
+from ncps_mlx.apps.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["bench", *sys.argv[1:]]))

@@ -2,11 +2,11 @@
 
     python benchmarks/wiring_build.py [--quick] [--repeats N]
 
-Prints the ``wirings`` family's table; the code is :mod:`ncps_mlx.bench.wirings`, and
+Prints the ``wirings`` family's table; the code is :mod:`ncps_mlx.apps.bench.wirings`, and
 ``python benchmarks/run_all.py`` runs it with every other benchmark.
 """
 
-from ncps_mlx.bench.wirings import main
+from ncps_mlx.apps.bench.wirings import main
 
 if __name__ == "__main__":
     main()

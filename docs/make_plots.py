@@ -19,8 +19,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from ncps_mlx.viz import save_wiring_plot  # noqa: E402
-from ncps_mlx.wirings.gallery import example_wirings  # noqa: E402
+from ncps_mlx.viz import save_wiring_plot
+from ncps_mlx.wirings.gallery import example_wirings
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_static", "wirings")
 DPI = 80

@@ -9,7 +9,7 @@ Task (``ncps_mlx.datasets.load_digits_sequences``): scikit-learn's 8×8 digits r
 (time steps) of 8 pixels; a ``SequenceClassifier`` classifies the last output. Every cell gets
 the same number of neurons (``--units``, default 32; fully connected unless ``--wiring
 autoncp``) with its module's defaults otherwise, and is trained with
-``ncps_mlx.models.fit_classifier`` (cross-entropy, Adam with cosine decay, batches of 32) for
+``ncps_mlx.training.fit_classifier`` (cross-entropy, Adam with cosine decay, batches of 32) for
 the same number of epochs, at a learning rate of 0.005 times a per-cell factor (``CELLS``).
 ``lstm`` is ``mlx.nn.LSTM``, a discrete-time baseline (it ignores timespans and wirings). The
 script prints a Markdown table: cell, parameters (stored weights, masked-out ones included),
@@ -25,9 +25,9 @@ import mlx.nn as nn
 from mlx.utils import tree_flatten
 
 from ncps_mlx import LTC, CfC
-from ncps_mlx.ct_rnn import CTGRU, CTRNN, ODELSTM
 from ncps_mlx.datasets import load_digits_sequences
-from ncps_mlx.models import SequenceClassifier, fit_classifier
+from ncps_mlx.sequence import CTGRU, CTRNN, ODELSTM
+from ncps_mlx.training import SequenceClassifier, fit_classifier
 from ncps_mlx.wirings import AutoNCP
 
 

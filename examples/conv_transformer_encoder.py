@@ -24,9 +24,8 @@ import mlx.nn as nn
 from mlx.utils import tree_flatten
 
 from ncps_mlx.datasets import load_digits_sequences
-from ncps_mlx.hybrid import HybridBuilder
-from ncps_mlx.hybrid.conv_transformer import ConvTransformerEncoder
-from ncps_mlx.models import fit_classifier
+from ncps_mlx.hybrid import ConvTransformerEncoder, HybridBuilder
+from ncps_mlx.training import fit_classifier
 
 SETTINGS = {  # encoder width, blocks, heads, epochs, learning rate
     "fast": {"d_model": 32, "num_layers": 4, "num_heads": 2, "epochs": 12, "learning_rate": 3e-3},

@@ -8,7 +8,7 @@ Task (``ncps_mlx.datasets.load_digits_sequences``): scikit-learn's 8×8 digits a
 8 rows (time steps) of 8 pixels; a ``SequenceClassifier`` reads the motor neurons' last output.
 Each cell is trained with ``ncps_mlx.training.fit`` (cross-entropy, Adam with a cosine decay to
 5 % of the learning rate, batches of 32) using the settings of ``ncps-mlx demo``
-(``ncps_mlx.demo.SETTINGS``), except that the default run takes 20 epochs instead of 30 so both
+(``ncps_mlx.apps.demo.SETTINGS``), except that the default run takes 20 epochs instead of 30 so both
 cells fit in a minute, and the LTC uses twice the learning rate (it learns more slowly). The
 script prints each model's parameter count, test accuracy and seconds per epoch, and writes
 ``digits_<cell>_training.png`` (loss and test accuracy per epoch) to ``--out-dir`` (default
@@ -24,9 +24,9 @@ import mlx.core as mx
 from mlx.utils import tree_flatten
 
 from ncps_mlx import LTC, CfC
+from ncps_mlx.apps.demo import SETTINGS, save_training_curve
 from ncps_mlx.datasets import load_digits_sequences
-from ncps_mlx.demo import SETTINGS, save_training_curve
-from ncps_mlx.models import SequenceClassifier, fit_classifier
+from ncps_mlx.training import SequenceClassifier, fit_classifier
 from ncps_mlx.wirings import AutoNCP
 
 CELLS = {"cfc": (CfC, 1.0), "ltc": (LTC, 2.0)}  # cell class, learning-rate factor

@@ -2,9 +2,8 @@
 
 from . import io, wirings
 from .cells import CfCCell, CTGRUCell, CTRNNCell, LSTMCell, LTCCell, ODELSTMCell, WiredCfCCell
-from .ct_rnn import CTGRU, CTRNN, ODELSTM
 from .quantization import QuantizationReport, astype, quantize, weight_bytes
-from .rnn import LTC, CfC
+from .sequence import CTGRU, CTRNN, LTC, ODELSTM, CfC
 from .streaming import StreamingRunner
 from .wirings import NCP, AutoNCP, FullyConnected, Random, Wiring
 

@@ -2,7 +2,7 @@
 
 By default nothing is checked and a NaN or inf in an input propagates silently to the outputs, as
 in any MLX computation. Turn the checks on globally with :func:`enable` or for a block with
-:func:`finite_checks`; :class:`~ncps_mlx.rnn.LiquidSequence` (``LTC``, ``CfC``) then validates
+:func:`finite_checks`; :class:`~ncps_mlx.sequence.LiquidSequence` (``LTC``, ``CfC``) then validates
 ``x``, ``hx`` and its outputs and final state, raising :class:`NonFiniteError` with the path of
 the first offending element (``"x[3, 17, 0] is nan"``). Timespans are validated always (finite,
 non-negative), checks or not. While the checks are off the only cost is one boolean test per call.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .wirings.sampling import normalize_seed
+from ._validation import normalize_seed
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ whole sequence, while memory depends on the chunk length and never on the stream
 
 Streamable models (checked once, when the runner is made):
 
-* a :class:`~ncps_mlx.rnn.LiquidSequence` (:class:`~ncps_mlx.LTC`, :class:`~ncps_mlx.CfC`),
+* a :class:`~ncps_mlx.sequence.LiquidSequence` (:class:`~ncps_mlx.LTC`, :class:`~ncps_mlx.CfC`),
   batch-first: the state is its ``hx`` (a tuple ``(h, c)`` with mixed memory), and per-chunk
   ``timespans`` and padding ``mask`` pass through to it;
 * anything with ``make_cache(batch)`` and either ``stream(x, cache) -> (y, cache)`` (a
@@ -39,10 +39,10 @@ import mlx.core as mx
 import numpy as np
 from mlx.utils import tree_map
 
+from ._validation import check_int
 from .cells.common import parameter_dtype
-from .hybrid.builder import make_cache
-from .rnn import LiquidSequence
-from .wirings.synapses import check_int
+from .hybrid.models.hybrid_model import make_cache
+from .sequence import LiquidSequence
 
 __all__ = ["StreamingRunner"]
 

@@ -16,8 +16,8 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten
 
-from ncps_mlx import CfC, distributed
-from ncps_mlx.training import fit
+from ncps_mlx import CfC
+from ncps_mlx.training import distributed, fit
 
 PER_RANK_BATCH, RANKS = 4, 2
 

@@ -18,10 +18,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from training import train  # noqa: E402
 
-from ncps_mlx import LTC, CfC  # noqa: E402
-from ncps_mlx.viz import save_wiring_plot  # noqa: E402
-from ncps_mlx.wirings import Wiring  # noqa: E402
-from ncps_mlx.wirings.attention import AttentionWiring, CrossAttentionWiring  # noqa: E402
+from ncps_mlx import LTC, CfC
+from ncps_mlx.viz import save_wiring_plot
+from ncps_mlx.wirings import Wiring
+from ncps_mlx.wirings.attention import AttentionWiring, CrossAttentionWiring
 
 # ---------------------------------------------------------------- helpers
 

@@ -10,8 +10,8 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from ncps_mlx import cli
-from ncps_mlx.bench import mamba, report, suite, timing
+from ncps_mlx.apps import cli
+from ncps_mlx.apps.bench import mamba, report, suite, timing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -190,7 +190,7 @@ def test_run_suite_refuses_an_unknown_torch_device(tmp_path):
 
 
 def test_ncps_passes_that_need_more_memory_than_the_device_has_are_skipped(monkeypatch):
-    from ncps_mlx.bench import sparse
+    from ncps_mlx.apps.bench import sparse
 
     monkeypatch.setattr(sparse, "_reference_memory_bytes", lambda: 24 * 2**30)
     assert sparse._ncps_memory_shortfall(1024) is None  # ~4 GB

@@ -13,7 +13,7 @@ import pytest
 from mlx.utils import tree_flatten
 
 from ncps_mlx import CfC
-from ncps_mlx.checkpoint import (
+from ncps_mlx.training.checkpoint import (
     CheckpointError,
     checkpoint_path,
     latest_checkpoint,
@@ -127,7 +127,7 @@ def test_index_describes_step_state_model_and_files(tmp_path):
     index = json.loads((path / "checkpoint.json").read_text())
     assert (index["format"], index["version"], index["step"]) == ("ncps-mlx-checkpoint", 1, 3)
     assert index["state"] == {"history": [0.5]}
-    assert index["model"]["class"] == "ncps_mlx.rnn.CfC"
+    assert index["model"]["class"] == "ncps_mlx.sequence.cfc.CfC"
     assert index["model"]["wirings"] == {
         "wiring": json.loads(json.dumps(model.wiring.get_config()))
     }

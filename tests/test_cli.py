@@ -8,7 +8,7 @@ import sys
 import pytest
 from mlx.utils import tree_flatten
 
-from ncps_mlx import cli
+from ncps_mlx.apps import cli
 from ncps_mlx.hybrid import HybridBuilder
 from ncps_mlx.wirings import AutoNCP, Wiring
 from ncps_mlx.wirings.gallery import example_wirings

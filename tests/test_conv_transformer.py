@@ -9,7 +9,8 @@ from mlx.utils import tree_flatten
 from training import train
 
 from ncps_mlx.hybrid import HybridBuilder, WiredLinear
-from ncps_mlx.hybrid.conv_transformer import ConvAttentionFusion, ConvTransformerEncoder
+from ncps_mlx.hybrid.layers.conv_attention import ConvAttentionFusion
+from ncps_mlx.hybrid.models.conv_transformer import ConvTransformerEncoder
 from ncps_mlx.hybrid.param_counts import LAYER_PARAMETER_COUNTS
 from ncps_mlx.wirings import Random
 

@@ -24,7 +24,7 @@ from ncps_mlx.cells.ctgru import CTGRUCell
 from ncps_mlx.cells.ctrnn import CTRNNCell
 from ncps_mlx.cells.ode_solvers import integrate
 from ncps_mlx.cells.odelstm import ODELSTMCell
-from ncps_mlx.ct_rnn import CTGRU, CTRNN, ODELSTM
+from ncps_mlx.sequence import CTGRU, CTRNN, ODELSTM
 from ncps_mlx.wirings import NCP, AutoNCP, FullyConnected, Wiring
 
 RTOL, FLOOR, ATOL = 1e-5, 1e-6, 1e-5

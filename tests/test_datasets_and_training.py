@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from ncps_mlx import LTC, CfC
-from ncps_mlx.batching import batches
 from ncps_mlx.datasets import irregular_sine, load_digits_sequences, stratified_split
-from ncps_mlx.models import SequenceClassifier, accuracy, classification_loss
 from ncps_mlx.training import evaluate_loss, fit
+from ncps_mlx.training.batching import batches
+from ncps_mlx.training.classifier import SequenceClassifier, accuracy, classification_loss
 from ncps_mlx.wirings import AutoNCP
 
 

@@ -17,13 +17,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from training import train  # noqa: E402
 
-from ncps_mlx import LTC, CfC, viz  # noqa: E402
-from ncps_mlx.wirings import Wiring  # noqa: E402
-from ncps_mlx.wirings.domain import (  # noqa: E402
-    LanguageWiring,
-    SignalProcessingWiring,
-    VisionWiring,
-)
+from ncps_mlx import LTC, CfC, viz
+from ncps_mlx.wirings import Wiring
+from ncps_mlx.wirings.domain import LanguageWiring, SignalProcessingWiring, VisionWiring
 
 
 def sources_of(wiring, neuron, sensory=False):

@@ -18,16 +18,16 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from training import train  # noqa: E402
 
-from ncps_mlx import LTC, CfC  # noqa: E402
-from ncps_mlx.cells.routing import (  # noqa: E402
+from ncps_mlx import LTC, CfC
+from ncps_mlx.cells.ltc_routing import (
     capsule_predictions_mx,
     routing_by_agreement_mx,
     routing_coefficients_mx,
     squash_mx,
     synapse_coupling_mx,
 )
-from ncps_mlx.wirings import NCP, FullyConnected, Random, Wiring  # noqa: E402
-from ncps_mlx.wirings.dynamic import (  # noqa: E402
+from ncps_mlx.wirings import NCP, FullyConnected, Random, Wiring
+from ncps_mlx.wirings.dynamic import (
     AdaptiveWiring,
     DynamicRoutingWiring,
     MetaWiring,

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from ncps_mlx import cli
+from ncps_mlx.apps import cli
 from ncps_mlx.explore import Architecture, LongMemoryTask, ResultsStore, search
 from ncps_mlx.explore import searcher as search_module
 

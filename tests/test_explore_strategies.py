@@ -10,17 +10,10 @@ from mlx.utils import tree_flatten
 
 from ncps_mlx.explore import Architecture
 from ncps_mlx.explore.registry import NEUTRAL_SCORE, ComponentRegistry
-from ncps_mlx.explore.strategies import (
-    STRATEGIES,
-    crossover,
-    greedy,
-    mutate,
-    propose,
-    random_walk,
-)
+from ncps_mlx.explore.strategies import STRATEGIES, crossover, greedy, mutate, propose, random_walk
 from ncps_mlx.hybrid import WiredLinear
-from ncps_mlx.hybrid.builder import HybridBuilder
-from ncps_mlx.hybrid.ffn import FeedForward
+from ncps_mlx.hybrid.layers.ffn import FeedForward
+from ncps_mlx.hybrid.models.builder import HybridBuilder
 from ncps_mlx.wirings import Wiring
 
 EVERY_LAYER = [

@@ -7,8 +7,7 @@ import pytest
 from mlx.utils import tree_flatten
 from training import train
 
-from ncps_mlx.hybrid import WiredLinear
-from ncps_mlx.hybrid.builder import HybridBuilder, HybridModel
+from ncps_mlx.hybrid import HybridBuilder, HybridModel, WiredLinear
 from ncps_mlx.wirings import AttentionWiring, AutoNCP
 
 E, H = 6, 32

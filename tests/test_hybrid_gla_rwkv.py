@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from training import train
 
-from ncps_mlx.hybrid.gla import GatedLinearAttention
-from ncps_mlx.hybrid.rwkv import RWKVBlock
-from ncps_mlx.hybrid.wired_linear import WiredLinear
+from ncps_mlx.hybrid.layers.gla import GatedLinearAttention
+from ncps_mlx.hybrid.layers.rwkv import RWKVBlock
+from ncps_mlx.hybrid.layers.wired_linear import WiredLinear
 from ncps_mlx.wirings import Random
 
 D = 16
@@ -246,7 +246,11 @@ def test_bad_arguments_raise_value_errors_naming_them(make, names):
 
 
 def test_unbounded_log_decays_are_clamped_so_chunked_and_step_forms_agree():
-    from ncps_mlx.hybrid.gla import MIN_LOG_DECAY, decay_attention_chunked, decay_attention_step
+    from ncps_mlx.hybrid.layers.gla import (
+        MIN_LOG_DECAY,
+        decay_attention_chunked,
+        decay_attention_step,
+    )
 
     mx.random.seed(7)
     b, h, t, k = 2, 2, 40, 4

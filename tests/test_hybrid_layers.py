@@ -10,10 +10,10 @@ from mlx.utils import tree_flatten
 from training import train
 
 from ncps_mlx.hybrid import WiredLinear
-from ncps_mlx.hybrid.attention import CausalSelfAttention
-from ncps_mlx.hybrid.conv import CausalConvBlock
-from ncps_mlx.hybrid.ffn import FeedForward
-from ncps_mlx.hybrid.kan import KANLayer, bspline_bases, uniform_knots
+from ncps_mlx.hybrid.layers.conv import CausalConvBlock
+from ncps_mlx.hybrid.layers.ffn import FeedForward
+from ncps_mlx.hybrid.layers.kan import KANLayer, bspline_bases, uniform_knots
+from ncps_mlx.hybrid.layers.self_attention import CausalSelfAttention
 from ncps_mlx.wirings import Random
 
 D = 8

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from training import train
 
-from ncps_mlx.hybrid.ssm import MambaBlock, MambaCache
+from ncps_mlx.hybrid.layers.ssm import MambaBlock, MambaCache
 from ncps_mlx.wirings import Wiring
 
 D = 6

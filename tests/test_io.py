@@ -18,7 +18,7 @@ import pytest
 from mlx.utils import tree_flatten
 
 from ncps_mlx import LTC, AutoNCP, CfC, FullyConnected
-from ncps_mlx.io import load_model, load_ncps_state_dict, save_model
+from ncps_mlx.serialization import load_model, load_ncps_state_dict, save_model
 
 F = 3
 

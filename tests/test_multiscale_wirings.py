@@ -16,9 +16,9 @@ from training import train
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 
-from ncps_mlx import LTC, CfC, viz  # noqa: E402
-from ncps_mlx.wirings import Wiring  # noqa: E402
-from ncps_mlx.wirings.multiscale import HierarchicalWiring, MultiScaleWiring  # noqa: E402
+from ncps_mlx import LTC, CfC, viz
+from ncps_mlx.wirings import Wiring
+from ncps_mlx.wirings.multiscale import HierarchicalWiring, MultiScaleWiring
 
 # ---------------------------------------------------------------- independent expectations
 

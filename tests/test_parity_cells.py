@@ -12,7 +12,7 @@ from mlx.utils import tree_flatten
 
 import ncps_mlx.wirings as ours_wirings
 from ncps_mlx import LTC, CfC
-from ncps_mlx.io import _backbone_renames, _in_our_layout, load_ncps_state_dict
+from ncps_mlx.serialization import _backbone_renames, _in_our_layout, load_ncps_state_dict
 
 torch = pytest.importorskip("torch", reason="torch (extra 'parity') not installed")
 ncps_torch = pytest.importorskip("ncps.torch", reason="ncps==1.0.1 (extra 'parity') not installed")

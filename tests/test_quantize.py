@@ -27,7 +27,7 @@ from mlx.utils import tree_flatten
 
 from ncps_mlx import LTC, NCP, AutoNCP, CfC
 from ncps_mlx.hybrid import HybridBuilder, QuantizedWiredLinear
-from ncps_mlx.hybrid.seq2seq import LiquidSeq2Seq
+from ncps_mlx.hybrid.models.seq2seq import LiquidSeq2Seq
 from ncps_mlx.quantization import QuantizationReport, astype, quantize, weight_bytes
 from ncps_mlx.wirings import DynamicRoutingWiring, MetaWiring, MultiScaleWiring
 

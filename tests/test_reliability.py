@@ -34,8 +34,8 @@ from hypothesis import strategies as st
 from mlx.utils import tree_flatten
 
 from ncps_mlx import LTC, AutoNCP, CfC, FullyConnected, checks
-from ncps_mlx.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ncps_mlx.io import load_model, load_ncps_state_dict
+from ncps_mlx.serialization import load_model, load_ncps_state_dict
+from ncps_mlx.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ncps_mlx.wirings import (
     NCP,
     AttentionWiring,

@@ -7,7 +7,7 @@ import pytest
 from training import train
 
 from ncps_mlx import LTC, LTCCell
-from ncps_mlx.cells.routing import routing_coefficients_mx, routing_gains, routing_plan
+from ncps_mlx.cells.ltc_routing import routing_coefficients_mx, routing_gains, routing_plan
 from ncps_mlx.wirings import AutoNCP, DynamicRoutingWiring
 
 F = 4

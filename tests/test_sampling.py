@@ -13,8 +13,9 @@ import math
 import numpy as np
 import pytest
 
+from ncps_mlx._validation import normalize_seed
 from ncps_mlx.wirings import EXACT_DRAW_LIMIT
-from ncps_mlx.wirings.sampling import normalize_seed, sample_without_replacement
+from ncps_mlx.wirings.sampling import sample_without_replacement
 
 CHI2_999 = {14: 36.12, 19: 43.82, 34: 65.25, 49: 85.35}  # 0.999 quantiles by degrees of freedom
 

@@ -35,14 +35,14 @@ def table_rows(out: str) -> list[str]:
 
 
 def test_wiring_build_benchmark_prints_a_row_per_workload():
-    from ncps_mlx.bench.wirings import WORKLOADS
+    from ncps_mlx.apps.bench.wirings import WORKLOADS
 
     out = run("benchmarks/wiring_build.py", "--quick", "--repeats", "1")
     assert len(table_rows(out)) == len(WORKLOADS)
 
 
 def test_cells_benchmark_prints_a_row_per_workload():
-    from ncps_mlx.bench.cells import WORKLOADS
+    from ncps_mlx.apps.bench.cells import WORKLOADS
 
     out = run("benchmarks/cells.py", "--quick", "--repeats", "1")
     assert len(table_rows(out)) == 2 * len(WORKLOADS)  # forward and train step

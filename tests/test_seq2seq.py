@@ -8,7 +8,7 @@ import mlx.optimizers as optim
 import numpy as np
 import pytest
 
-from ncps_mlx.hybrid.seq2seq import LiquidSeq2Seq, _filter_logits, _reverse_prefixes
+from ncps_mlx.hybrid.models.seq2seq import LiquidSeq2Seq, _filter_logits, _reverse_prefixes
 from ncps_mlx.training import fit
 from ncps_mlx.wirings import AutoNCP, FullyConnected
 

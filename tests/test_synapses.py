@@ -10,8 +10,9 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
+from ncps_mlx._validation import check_int
 from ncps_mlx.wirings import Wiring
-from ncps_mlx.wirings.synapses import SynapseSet, check_indices, check_int, check_polarity
+from ncps_mlx.wirings.synapses import SynapseSet, check_indices, check_polarity
 
 
 def dense_from_dict(synapses: dict, shape: tuple[int, int]) -> np.ndarray:

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from ncps_mlx import CfC
-from ncps_mlx.batching import pad_sequences, take_rows
 from ncps_mlx.training import EarlyStopping, fit
+from ncps_mlx.training.batching import pad_sequences, take_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 

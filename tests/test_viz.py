@@ -9,9 +9,9 @@ import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from ncps_mlx import viz, wirings  # noqa: E402
-from ncps_mlx.wirings import NCP, AutoNCP, FullyConnected, Random, Wiring  # noqa: E402
-from ncps_mlx.wirings.gallery import example_wirings  # noqa: E402
+from ncps_mlx import viz, wirings
+from ncps_mlx.wirings import NCP, AutoNCP, FullyConnected, Random, Wiring
+from ncps_mlx.wirings.gallery import example_wirings
 
 
 def built(wiring, input_dim=5):

@@ -6,7 +6,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from ..wirings.synapses import check_int
+from .._validation import check_int
 from .common import Prepared, check_mode, dense_weight, get_activation, in_out, xavier_uniform
 from .fast_math import sigmoid, tanh
 

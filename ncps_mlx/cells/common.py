@@ -18,8 +18,8 @@ from typing import NamedTuple
 import mlx.core as mx
 import mlx.nn as nn
 
+from .._validation import check_int
 from ..wirings import FullyConnected, Wiring
-from ..wirings.synapses import check_int
 from . import fast_math
 
 __all__ = [

@@ -6,7 +6,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from ..wirings.synapses import check_int
+from .._validation import check_int
 from .common import Prepared, in_out, xavier_uniform
 from .ctrnn import DenseWiredCell, masked_weight, wiring_masks
 from .fast_math import tanh

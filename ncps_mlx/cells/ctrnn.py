@@ -12,8 +12,8 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from .._validation import check_int
 from ..wirings import Wiring
-from ..wirings.synapses import check_int
 from .common import Prepared, WiredCell, dense_weight, in_out, wiring_for_units, xavier_uniform
 from .fast_math import tanh
 from .ode_solvers import check_solver, integrate

@@ -8,14 +8,14 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from .._validation import check_int
 from ..wirings import Wiring
-from ..wirings.synapses import check_int
 from .common import Prepared, WiredCell
 from .fan_in import fan_in_table, gather_synapse_values
 from .fast_weights import fast_weights_for, hebbian_update, with_fast_weights
+from .ltc_routing import routing_plan
 from .ltc_synapses import routed_synapses, synapse_sums, table_if_sparse
 from .ode_solvers import SOLVERS
-from .routing import routing_plan
 
 __all__ = ["LTCCell"]
 
@@ -101,7 +101,7 @@ class LTCCell(WiredCell, nn.Module):
         routing (bool, optional): Scale a ``DynamicRoutingWiring``'s capsule-to-capsule
             synapses at every step by routing-by-agreement coupling coefficients computed from
             the synapses' drives at the step's start
-            (:func:`~ncps_mlx.cells.routing.routing_gains`). None: on whenever the wiring has
+            (:func:`~ncps_mlx.cells.ltc_routing.routing_gains`). None: on whenever the wiring has
             capsules. Needs the fan-in layout.
     """
 

@@ -12,7 +12,7 @@ import mlx.core as mx
 
 from .fan_in import FanInTable, fan_in_table
 from .fast_math import sigmoid
-from .routing import routing_gains
+from .ltc_routing import routing_gains
 
 __all__ = ["synapse_sums", "table_if_sparse", "routed_synapses"]
 
@@ -51,7 +51,7 @@ def table_if_sparse(sparse, src, dst, num_sources: int, num_targets: int) -> Fan
 def routed_synapses(v, synapses, plan):
     """``synapses`` ``(w_erev, w, mu, sigma, sources)`` (fan-in layout) with their weights
     scaled by routing-by-agreement gains computed from the potentials ``v`` ``(B, N)`` at the
-    step's start (:func:`~ncps_mlx.cells.routing.routing_gains`)."""
+    step's start (:func:`~ncps_mlx.cells.ltc_routing.routing_gains`)."""
     w_erev, w, mu, sigma, sources = synapses
     gathered = mx.take(v, sources, axis=-1).reshape(*v.shape[:-1], *mu.shape)
     gain = routing_gains(sigmoid(sigma * (gathered - mu)) * w, plan)

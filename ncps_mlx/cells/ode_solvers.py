@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..wirings.synapses import check_int
+from .._validation import check_int
 
 __all__ = ["SOLVERS", "euler_step", "heun_step", "rk4_step", "check_solver", "integrate"]
 

@@ -8,14 +8,7 @@ from .architecture import Architecture, option_defaults
 from .codegen import export_module, write_module
 from .registry import ComponentRegistry
 from .searcher import DEFAULT_DB, search
-from .store import (
-    APPLICATION_ID,
-    SCHEMA_VERSION,
-    LeaderboardRow,
-    Result,
-    ResultsStore,
-    StoreError,
-)
+from .store import APPLICATION_ID, SCHEMA_VERSION, LeaderboardRow, Result, ResultsStore, StoreError
 from .strategies import STRATEGIES, crossover, greedy, mutate, propose, random_walk
 from .tasks import TASKS, DigitsTask, HybridClassifier, LongMemoryTask, Task, TaskResult, get_task
 

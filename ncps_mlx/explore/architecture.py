@@ -14,9 +14,9 @@ import inspect
 import json
 from dataclasses import dataclass, field
 
-from ..hybrid.builder import HybridBuilder
+from .._validation import check_int
+from ..hybrid.models.builder import HybridBuilder
 from ..wirings import Wiring
-from ..wirings.synapses import check_int
 
 __all__ = ["Architecture", "option_defaults"]
 

@@ -20,8 +20,8 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._validation import check_int
 from ..wirings import Wiring
-from ..wirings.synapses import check_int
 from .architecture import Architecture
 
 __all__ = ["export_module", "write_module"]

@@ -1,4 +1,4 @@
-"""``ncps-mlx explore init|dream|search|leaderboard|export|dedup`` (see :mod:`ncps_mlx.cli`).
+"""``ncps-mlx explore init|dream|search|leaderboard|export|dedup`` (see :mod:`ncps_mlx.apps.cli`).
 
 Every action takes ``--db PATH`` (default ``ncps_explore.db`` in the working directory). A
 corrupt or foreign database file is a one-line error (exit code 2).

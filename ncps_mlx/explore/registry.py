@@ -36,9 +36,9 @@ import math
 import numbers
 from collections.abc import Callable
 
-from ..hybrid.builder import HybridBuilder
+from .._validation import check_int
+from ..hybrid.models.builder import HybridBuilder
 from ..wirings import AttentionWiring, AutoNCP, HierarchicalWiring, MultiScaleWiring, Random
-from ..wirings.synapses import check_int
 from .architecture import _plain
 
 __all__ = [

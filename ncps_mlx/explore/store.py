@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from ..wirings.synapses import check_int
+from .._validation import check_int
 from .architecture import Architecture
 
 __all__ = [

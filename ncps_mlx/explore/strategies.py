@@ -21,9 +21,8 @@ import numbers
 
 import numpy as np
 
-from ..hybrid.builder import HybridBuilder
-from ..wirings.sampling import normalize_seed
-from ..wirings.synapses import check_int
+from .._validation import check_int, normalize_seed
+from ..hybrid.models.builder import HybridBuilder
 from .architecture import Architecture, option_defaults
 from .registry import ComponentRegistry, check_hidden_size
 

@@ -25,10 +25,9 @@ import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten
 
+from .._validation import check_int, normalize_seed
 from ..datasets import SequenceSplit, load_digits_sequences
-from ..models import accuracy, fit_classifier
-from ..wirings.sampling import normalize_seed
-from ..wirings.synapses import check_int
+from ..training.classifier import accuracy, fit_classifier
 from .architecture import Architecture
 
 __all__ = [

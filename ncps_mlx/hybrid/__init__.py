@@ -5,18 +5,20 @@ Every layer maps ``(B, T, D) -> (B, T, D)`` causally and offers ``__call__(x, ca
 for streaming, and ``make_cache(batch)``.
 """
 
-from .attention import AttentionCache, CausalSelfAttention
-from .builder import HybridBuilder, HybridModel, LayerType
-from .conv import CausalConvBlock
-from .conv_transformer import ConvAttentionFusion, ConvTransformerEncoder
-from .ffn import FeedForward
-from .gla import GatedLinearAttention
-from .kan import KANLayer
-from .liquid import LiquidLayer
-from .rwkv import RWKVBlock, RWKVCache
-from .seq2seq import CrossAttention, DecoderBlock, LiquidSeq2Seq
-from .ssm import MambaBlock, MambaCache
-from .wired_linear import QuantizedWiredLinear, WiredLinear, wiring_mask
+from .layers.conv import CausalConvBlock
+from .layers.conv_attention import ConvAttentionFusion
+from .layers.ffn import FeedForward
+from .layers.gla import GatedLinearAttention
+from .layers.kan import KANLayer
+from .layers.liquid import LiquidLayer
+from .layers.rwkv import RWKVBlock, RWKVCache
+from .layers.self_attention import AttentionCache, CausalSelfAttention
+from .layers.ssm import MambaBlock, MambaCache
+from .layers.wired_linear import QuantizedWiredLinear, WiredLinear, wiring_mask
+from .models.builder import HybridBuilder, LayerType
+from .models.conv_transformer import ConvTransformerEncoder
+from .models.hybrid_model import HybridModel
+from .models.seq2seq import CrossAttention, DecoderBlock, LiquidSeq2Seq
 
 __all__ = [
     "WiredLinear",

@@ -12,11 +12,11 @@ import numbers
 
 import numpy as np
 
+from .._validation import check_int, normalize_seed
 from .base import Wiring
 from .classic import Random
 from .patterns import draw_polarity
-from .sampling import normalize_seed, sample_without_replacement
-from .synapses import check_int
+from .sampling import sample_without_replacement
 
 __all__ = ["AdaptiveWiring", "check_real"]
 

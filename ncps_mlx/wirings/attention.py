@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import check_int, normalize_seed
 from .grouped import GroupedWiring
 from .patterns import connect, connect_one_to_one
-from .sampling import normalize_seed
-from .synapses import check_int
 
 __all__ = ["AttentionWiring", "CrossAttentionWiring"]
 

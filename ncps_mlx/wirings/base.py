@@ -11,7 +11,8 @@ import os
 
 import numpy as np
 
-from .synapses import SynapseSet, check_int, check_polarity
+from .._validation import check_int
+from .synapses import SynapseSet, check_polarity
 
 __all__ = ["Wiring"]
 

@@ -15,10 +15,10 @@ import numbers
 
 import numpy as np
 
+from .._validation import check_int, normalize_seed
 from .base import Wiring
 from .ncp_draws import ExactNcpDraws, FastNcpDraws
-from .sampling import EXACT_DRAW_LIMIT, normalize_seed, sample_without_replacement
-from .synapses import check_int
+from .sampling import EXACT_DRAW_LIMIT, sample_without_replacement
 
 __all__ = ["FullyConnected", "Random", "NCP", "AutoNCP"]
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import check_int, normalize_seed
 from .base import Wiring
 from .patterns import connect
-from .sampling import normalize_seed
-from .synapses import check_int
 
 __all__ = ["ComposedWiring", "stack_wirings", "merge_wirings"]
 

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import check_int, normalize_seed
 from .grouped import GroupedWiring
 from .patterns import connect, draw_polarity
-from .sampling import normalize_seed, sample_without_replacement
-from .synapses import check_int
+from .sampling import sample_without_replacement
 
 __all__ = ["SignalProcessingWiring", "VisionWiring", "LanguageWiring"]
 

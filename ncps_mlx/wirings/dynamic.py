@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import check_int, normalize_seed
 from .adaptive import AdaptiveWiring, check_real
 from .grouped import GroupedWiring
 from .patterns import connect, draw_polarity
 from .routing import routing_by_agreement, routing_coefficients, squash
-from .sampling import normalize_seed
-from .synapses import check_int
 
 __all__ = [
     "DynamicRoutingWiring",

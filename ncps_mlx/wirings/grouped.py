@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import check_int
 from .base import Wiring
-from .synapses import check_int
 
 __all__ = ["GroupedWiring"]
 

@@ -24,10 +24,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .._validation import check_int, normalize_seed
 from .grouped import GroupedWiring
 from .patterns import connect
-from .sampling import normalize_seed
-from .synapses import check_int
 
 __all__ = ["MultiScaleWiring", "HierarchicalWiring"]
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import check_int
 from .base import Wiring
 from .sampling import sample_without_replacement
-from .synapses import check_indices, check_int
+from .synapses import check_indices
 
 __all__ = [
     "connect",

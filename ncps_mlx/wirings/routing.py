@@ -4,7 +4,7 @@ The reference maths behind :class:`~ncps_mlx.wirings.dynamic.DynamicRoutingWirin
 predictions ``u_hat[i, j]`` that each input capsule ``i`` makes for the pose vector of each
 output capsule ``j``, routing finds coupling coefficients ``c[i, j]`` (a distribution over
 output capsules for every input capsule) that send each input capsule's vote to the output
-capsules that agree with it. :mod:`ncps_mlx.cells.routing` has the same functions in MLX for
+capsules that agree with it. :mod:`ncps_mlx.cells.ltc_routing` has the same functions in MLX for
 use inside cells; tests check that both agree.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .synapses import check_int
+from .._validation import check_int
 
 __all__ = ["squash", "routing_by_agreement", "routing_coefficients"]
 

@@ -12,42 +12,15 @@ memory proportional to the synapses drawn.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
+
+from .._validation import normalize_seed
 
 __all__ = ["EXACT_DRAW_LIMIT", "normalize_seed", "sample_without_replacement"]
 
 #: Largest number of candidate pairs for which the classic wirings replay ncps's exact draws.
 EXACT_DRAW_LIMIT = 2**24
-
-_SEED_BOUND = 2**32
-
-
-def normalize_seed(seed, name: str = "seed") -> int:
-    """Turn ``seed`` into a JSON-safe int in ``[0, 2**32)``, once.
-
-    Args:
-        seed: An int (used as is, so ncps seeds give ncps draws), ``None`` (fresh OS entropy),
-            or a ``np.random.Generator`` (one draw from it picks the seed).
-        name: The argument name for error messages.
-
-    Returns:
-        The seed as an int, which a wiring stores in its config so it can be rebuilt exactly.
-
-    Raises:
-        TypeError: For any other type. ValueError: For an int outside ``[0, 2**32)``.
-    """
-    if seed is None:
-        return int(np.random.SeedSequence().generate_state(1)[0])
-    if isinstance(seed, np.random.Generator):
-        return int(seed.integers(0, _SEED_BOUND))
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"{name} must be an int, None or a numpy Generator, got {seed!r}")
-    if not 0 <= int(seed) < _SEED_BOUND:
-        raise ValueError(f"{name} must be in [0, 2**32), got {seed}")
-    return int(seed)
-
 
 def sample_without_replacement(
     rng: np.random.Generator, population: int, k: int, rows: int = 1

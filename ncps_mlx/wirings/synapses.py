@@ -1,4 +1,4 @@
-"""Sparse storage of signed synapses and the argument checks shared by every wiring.
+"""Sparse storage of signed synapses and the synapse-argument checks of the wirings.
 
 A :class:`SynapseSet` holds the synapses from a source range ``0..num_sources-1`` to a target
 range ``0..num_targets-1`` as three parallel numpy arrays (``src``, ``dst``, ``polarity``).
@@ -10,34 +10,9 @@ for.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-__all__ = ["SynapseSet", "check_int", "check_polarity", "check_indices"]
-
-
-def check_int(value, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
-    """Return ``value`` as a Python int, or raise naming the argument.
-
-    Args:
-        value: The value to check. Booleans and non-integral numbers are rejected.
-        name: The argument name used in the error message.
-        minimum: Smallest allowed value (inclusive), or ``None``.
-        maximum: Largest allowed value (inclusive), or ``None``.
-
-    Raises:
-        TypeError: If ``value`` is not an integer.
-        ValueError: If ``value`` is outside ``[minimum, maximum]``.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {value}")
-    return value
+__all__ = ["SynapseSet", "check_polarity", "check_indices"]
 
 
 def check_indices(values, name: str, limit: int, limit_name: str) -> np.ndarray:

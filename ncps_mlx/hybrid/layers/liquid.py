@@ -1,0 +1,69 @@
+"""Liquid layers for hybrid stacks: a CfC or LTC between two projections (``(B, T, D)``)."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from ..._validation import check_int
+from ...sequence import LTC, CfC
+from ...wirings import AutoNCP, Wiring
+from .wired_linear import WiredLinear
+
+__all__ = ["LiquidLayer"]
+
+_KINDS = {"cfc": CfC, "ltc": LTC}
+
+
+class LiquidLayer(nn.Module):
+    r"""A liquid network as a sequence layer: ``y = W_out \, \text{cell}(W_in x)``.
+
+    The input projection ``W_in`` (``D -> F``) feeds a :class:`~ncps_mlx.CfC` or
+    :class:`~ncps_mlx.LTC` whose neurons follow ``wiring`` (default ``AutoNCP(units, F)``); its
+    motor neurons are projected back to ``D`` by ``W_out``. The recurrence is inherently
+    sequential: the whole-sequence form computes the state-independent terms for all steps at
+    once and loops over time; :meth:`step` advances one step. The cache is the cell's state
+    (``(B, N)``, or ``(h, c)`` with mixed memory).
+
+    Args:
+        d_model (int): Model width ``D``.
+        kind (str): ``"cfc"`` or ``"ltc"``.
+        units (int): Neurons when no wiring is given (an ``AutoNCP`` with ``features`` motors).
+        features (int): Width ``F`` of the cell's input (and of its output, for the default
+            wiring); default ``min(D, 16)``.
+        wiring (Wiring, optional): The cell's wiring; its input size must be ``features``.
+        **cell_options: Passed to ``CfC``/``LTC`` (e.g. ``mode``, ``ode_unfolds``).
+    """
+
+    def __init__(self, d_model, kind="cfc", units=32, features=None, wiring=None, **cell_options):
+        super().__init__()
+        self.d_model = check_int(d_model, "d_model", minimum=1)
+        if kind not in _KINDS:
+            raise ValueError(f"kind must be one of {sorted(_KINDS)}, got {kind!r}")
+        if features is None:
+            features = min(self.d_model, 16)
+        features = check_int(features, "features", minimum=1)
+        if wiring is None:
+            units = check_int(units, "units", minimum=features + 3)
+            wiring = AutoNCP(units, features)
+        elif not isinstance(wiring, Wiring):
+            raise TypeError(f"wiring must be a Wiring, got {type(wiring).__name__}")
+        self.kind = kind
+        self.input_projection = WiredLinear(self.d_model, features)
+        self.cell = _KINDS[kind](features, wiring, **cell_options)
+        self.output_projection = WiredLinear(self.cell.output_size, self.d_model)
+
+    def make_cache(self, batch: int, dtype=mx.float32):
+        """The zero state of ``batch`` sequences."""
+        zeros = mx.zeros((batch, self.cell.state_size), dtype)
+        return (zeros, zeros) if self.cell.use_mixed else zeros
+
+    def __call__(self, x: mx.array, cache=None):
+        """``x`` ``(B, T, D)`` -> ``(y (B, T, D), cache)``; ``cache`` continues a sequence."""
+        outputs, state = self.cell(self.input_projection(x), hx=cache)
+        return self.output_projection(outputs), state
+
+    def step(self, x_t: mx.array, cache):
+        """One step: ``x_t`` ``(B, D)`` -> ``(y_t (B, D), cache)``."""
+        y, cache = self(x_t[:, None, :], cache)
+        return y[:, 0], cache

@@ -1,0 +1,126 @@
+"""``WiredLinear``: a linear layer whose weight is masked by a wiring's synapse structure."""
+
+from __future__ import annotations
+
+import math
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+from ..._validation import check_int
+from ...cells.common import dense_weight
+from ...wirings import Wiring
+
+__all__ = ["WiredLinear", "QuantizedWiredLinear", "wiring_mask"]
+
+
+def wiring_mask(wiring: Wiring, in_features: int, out_features: int) -> np.ndarray:
+    """The ``(out_features, in_features)`` 0/1 mask a wiring gives a projection.
+
+    * A built wiring with ``input_dim == in_features`` and ``units == out_features``: its
+      sensory synapses (input ``i`` -> neuron ``o``).
+    * ``units == in_features == out_features``: its internal synapses (``i -> o``).
+    * Any other shape: the internal synapses resampled to the shape, ``mask[o, i] =
+      |A[i * N // in_features, o * N // out_features]|`` (``N = units``), so block and
+      fan-in structure (e.g. per-head blocks, NCP layers) carries over to wider projections.
+
+    Only the synapse list is read; the mask is the one dense array (it has the weight's shape).
+    """
+    check_int(in_features, "in_features", minimum=1)
+    check_int(out_features, "out_features", minimum=1)
+    sensory = wiring.is_built() and (wiring.input_dim, wiring.units) == (in_features, out_features)
+    if sensory or wiring.units == in_features == out_features:
+        src, dst, _ = wiring.sensory_synapses() if sensory else wiring.synapses()
+        mask = np.zeros((out_features, in_features), np.float32)
+        mask[dst, src] = 1.0
+        return mask
+    src, dst, _ = wiring.synapses()
+    n = wiring.units
+    rows = np.arange(in_features) * n // in_features  # the neuron each input stands for
+    columns = np.arange(out_features) * n // out_features
+    wanted = columns[:, None] + rows[None, :] * n  # synapse key rows[i] -> columns[o]
+    mask = np.isin(wanted, src.astype(np.int64) * n + dst).astype(np.float32)
+    if not mask.any():
+        raise ValueError(
+            "the wiring has no synapses to map onto the projection (NCP-style wirings draw "
+            "theirs in build(input_dim): build it first)"
+        )
+    return mask
+
+
+class WiredLinear(nn.Module):
+    r"""A linear layer :math:`y = x (W \odot M)^T + b` with a constant wiring mask :math:`M`.
+
+    With ``wiring=None`` the mask is all ones (a standard :class:`mlx.nn.Linear`, and no mask is
+    stored). Masked weights are zero from the start, receive zero gradient and stay zero.
+    :func:`mlx.nn.quantize` turns it into a :class:`QuantizedWiredLinear`.
+
+    Args:
+        in_features (int): Input size.
+        out_features (int): Output size.
+        wiring (Wiring, optional): Synapse structure, mapped to the weight's shape by
+            :func:`wiring_mask`.
+        bias (bool): Whether to add a bias.
+    """
+
+    def __init__(
+        self, in_features: int, out_features: int, wiring: Wiring | None = None, bias=True
+    ):
+        super().__init__()
+        self.in_features = check_int(in_features, "in_features", minimum=1)
+        self.out_features = check_int(out_features, "out_features", minimum=1)
+        scale = math.sqrt(1.0 / self.in_features)
+        self._mask = (
+            None if wiring is None else mx.array(wiring_mask(wiring, in_features, out_features))
+        )
+        weight = mx.random.uniform(-scale, scale, (self.out_features, self.in_features))
+        self.weight = weight if self._mask is None else weight * self._mask
+        if bias:
+            self.bias = mx.random.uniform(-scale, scale, (self.out_features,))
+
+    @property
+    def density(self) -> float:
+        """Fraction of weights the wiring keeps (1.0 without a wiring)."""
+        return 1.0 if self._mask is None else float(self._mask.mean().item())
+
+    def effective_weight(self) -> mx.array:
+        return self.weight if self._mask is None else self.weight * self._mask
+
+    def __call__(self, x: mx.array) -> mx.array:
+        if "bias" in self:
+            return mx.addmm(self.bias, x, self.effective_weight().T)
+        return x @ self.effective_weight().T
+
+    def to_quantized(
+        self, group_size: int | None = None, bits: int | None = None, mode="affine", **kwargs
+    ):
+        """The quantized layer ``nn.quantize`` asks for (the mask goes with it)."""
+        return QuantizedWiredLinear.from_wired_linear(self, group_size, bits, mode)
+
+    def _extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={'bias' in self}, density={self.density:.3f}"
+        )
+
+
+class QuantizedWiredLinear(nn.QuantizedLinear):
+    """A quantized :class:`WiredLinear`: the masked weight, quantized; the mask is kept as a
+    boolean ``_mask`` (1 byte a weight), so ``dequantized_weight()`` is exactly zero where the
+    wiring has no synapse. The quantized matmul sees those weights as zero up to float rounding
+    (affine quantization stores a group's zero to within about 1e-7 of its scale)."""
+
+    @classmethod
+    def from_wired_linear(cls, layer: WiredLinear, group_size=None, bits=None, mode="affine"):
+        dense = nn.Linear(layer.in_features, layer.out_features, bias="bias" in layer)
+        dense.weight = layer.effective_weight()
+        if "bias" in layer:
+            dense.bias = layer.bias
+        quantized = cls.from_linear(dense, group_size, bits, mode)
+        quantized._mask = None if layer._mask is None else layer._mask.astype(mx.bool_)
+        return quantized
+
+    def dequantized_weight(self) -> mx.array:
+        weight = dense_weight(self)
+        return weight if self._mask is None else weight * self._mask

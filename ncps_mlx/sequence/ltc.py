@@ -1,0 +1,79 @@
+"""The liquid time-constant sequence module ``LTC`` (ncps's signature)."""
+
+from __future__ import annotations
+
+from ..cells import LSTMCell, LTCCell
+from ..cells.common import wiring_for_units
+from .base import LiquidSequence
+
+__all__ = ["LTC"]
+
+
+class LTC(LiquidSequence):
+    """A liquid time-constant RNN over sequences (ncps's ``LTC`` signature).
+
+    Args:
+        input_size (int): Input features ``F``.
+        units (int | Wiring): Neuron count (a :class:`~ncps_mlx.wirings.FullyConnected` wiring)
+            or a wiring; outputs are its ``output_dim`` motor neurons.
+        return_sequences (bool): Return every step's output, else only the last.
+        batch_first (bool): ``(B, T, F)`` if True, ``(T, B, F)`` if False.
+        mixed_memory (bool): Add an LSTM memory cell before the LTC cell at every step.
+        input_mapping (str): See :class:`~ncps_mlx.cells.LTCCell`.
+        output_mapping (str): See :class:`~ncps_mlx.cells.LTCCell`.
+        ode_unfolds (int): See :class:`~ncps_mlx.cells.LTCCell`.
+        solver (str): ``"semi_implicit"`` (ncps's, the default), ``"euler"``, ``"heun"`` or
+            ``"rk4"``; see :class:`~ncps_mlx.cells.LTCCell`.
+        epsilon (float): See :class:`~ncps_mlx.cells.LTCCell`.
+        implicit_param_constraints (bool): As in the cell, but True by default (as in ncps).
+        sparse (bool, optional): Synapse layout (ours); see the cell.
+        fast_weights (bool, optional): Hebbian fast weights (ours); with them the state ``hx``
+            holds the neurons' potentials followed by one trace per fast synapse.
+        routing (bool, optional): Routing by agreement for capsule wirings (ours).
+    """
+
+    timespans_must_be_positive = True
+
+    def __init__(
+        self,
+        input_size: int,
+        units,
+        return_sequences: bool = True,
+        batch_first: bool = True,
+        mixed_memory: bool = False,
+        input_mapping="affine",
+        output_mapping="affine",
+        ode_unfolds: int = 6,
+        epsilon: float = 1e-8,
+        implicit_param_constraints: bool = True,
+        sparse: bool | None = None,
+        fast_weights: bool | None = None,
+        routing: bool | None = None,
+        solver: str = "semi_implicit",
+    ):
+        super().__init__(input_size, return_sequences, batch_first, mixed_memory)
+        self._keep_config(locals())
+        wiring = wiring_for_units(units, input_size)
+        self.rnn_cell = LTCCell(
+            wiring,
+            input_size,
+            input_mapping=input_mapping,
+            output_mapping=output_mapping,
+            ode_unfolds=ode_unfolds,
+            epsilon=epsilon,
+            implicit_param_constraints=implicit_param_constraints,
+            sparse=sparse,
+            fast_weights=fast_weights,
+            routing=routing,
+            solver=solver,
+        )
+        self.wiring = wiring
+        self.state_size = self.rnn_cell.state_size
+        self.output_size = wiring.output_dim
+        if self.use_mixed and self.state_size != wiring.units:
+            raise ValueError("mixed_memory=True cannot be combined with fast weights")
+        if self.use_mixed:
+            self.lstm = LSTMCell(input_size, self.state_size)
+
+    def readout(self, outputs):
+        return self.rnn_cell.map_outputs(outputs)
