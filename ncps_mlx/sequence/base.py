@@ -257,7 +257,8 @@ class LiquidSequence(nn.Module):
         ``(batch, state_size)``, a tuple ``(h, c)`` of them with mixed memory, in ``dtype``
         (default: the dtype the module computes in). Hybrid layers and
         :class:`~ncps_mlx.hybrid.HybridModel` make their initial state the same way."""
-        zeros = mx.zeros((batch, self.state_size), parameter_dtype(self) if dtype is None else dtype)
+        dtype = parameter_dtype(self) if dtype is None else dtype
+        zeros = mx.zeros((batch, self.state_size), dtype)
         return (zeros, zeros) if self.use_mixed else zeros
 
     def _initial_state(self, hx, batch, batched, dtype):
