@@ -64,7 +64,7 @@ class Regressor(nn.Module):
         self.readout = nn.Linear(hidden_size, 1)
 
     def __call__(self, x):
-        return self.readout(self.body(x))
+        return self.readout(self.body(x)[0])
 
 
 def resolve(pattern: str, num_layers: int):

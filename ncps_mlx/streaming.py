@@ -1,17 +1,37 @@
-"""``StreamingRunner``: feed a long input to a liquid or hybrid model chunk by chunk.
+"""The state contract, and ``StreamingRunner``: feed a long input to a model chunk by chunk.
 
-A stream is cut into chunks of any length (1 step or thousands); the runner carries the model's
-state from one chunk to the next, so the concatenated outputs equal those of one call on the
-whole sequence, while memory depends on the chunk length and never on the stream's length.
+**The state contract.** Everything in the library that carries state over time, the sequence
+modules (:class:`~ncps_mlx.LTC`, :class:`~ncps_mlx.CfC`, any
+:class:`~ncps_mlx.sequence.LiquidSequence`), the hybrid layers
+(:class:`~ncps_mlx.hybrid.MambaBlock`, :class:`~ncps_mlx.hybrid.LiquidLayer`, ...) and
+:class:`~ncps_mlx.hybrid.HybridModel`, has one contract shape:
 
-Streamable models (checked once, when the runner is made):
+* ``model(x, state=None, **extras) -> (y, state)``: ``x`` ``(B, T, F)``, the second positional
+  argument the state to continue from (None: a new sequence, the state of ``make_cache``); it
+  returns the outputs ``y`` of the ``T`` steps and the state after them.
+* ``model.make_cache(batch, dtype=...)``: the state ``batch`` new sequences start from.
 
-* a :class:`~ncps_mlx.sequence.LiquidSequence` (:class:`~ncps_mlx.LTC`, :class:`~ncps_mlx.CfC`),
-  batch-first: the state is its ``hx`` (a tuple ``(h, c)`` with mixed memory), and per-chunk
-  ``timespans`` and padding ``mask`` pass through to it;
-* anything with ``make_cache(batch)`` and either ``stream(x, cache) -> (y, cache)`` (a
-  :class:`~ncps_mlx.hybrid.HybridModel`) or ``__call__(x, cache) -> (y, cache)`` (a single
-  hybrid layer): the state is its cache.
+The state's keyword keeps the name users already write: ``hx`` for the ncps-compatible sequence
+modules (whose extras are per-step ``timespans`` and a padding ``mask``; they also take
+time-major and unbatched inputs), ``cache`` for hybrid layers and models (as in mlx-lm). A state
+is a tree of arrays: an array, a tuple ``(h, c)``, a NamedTuple or dataclass
+(:class:`~ncps_mlx.hybrid.MambaCache`, :class:`~ncps_mlx.hybrid.AttentionCache`), a list with
+one cache per block, or None (stateless layers such as :class:`~ncps_mlx.hybrid.FeedForward`).
+The modules are causal, so a sequence cut anywhere into chunks, each continuing the previous
+chunk's state, gives the outputs (per step: with ``return_sequences=True`` for the sequence
+modules) and the final state of one call on the whole sequence::
+
+    y, state = model(x)                            # the whole sequence
+    y1, s1 = model(x[:, :k], model.make_cache(B))  # or two chunks (the same as model(x[:, :k]))
+    y2, s2 = model(x[:, k:], s1)                   # concat(y1, y2) == y and s2 == state
+
+**Streaming.** :class:`StreamingRunner` relies on this contract alone. It feeds the chunks of a
+stream as they come, of any length (1 step or thousands), and carries the state from one chunk
+to the next, so the concatenated outputs equal those of one call on the whole sequence, while
+memory depends on the chunk length and never on the stream's length. It streams any module with
+``make_cache`` that follows the contract batch-first (a liquid model needs
+``batch_first=True``); per-chunk ``timespans`` and ``mask`` pass through to a model that takes
+them.
 
 Two rules keep memory constant:
 
@@ -34,6 +54,7 @@ positions) and buffers of the size of one chunk.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import mlx.core as mx
 import numpy as np
@@ -42,9 +63,11 @@ from mlx.utils import tree_map
 from ._validation import check_int
 from .cells.common import parameter_dtype
 from .hybrid.models.hybrid_model import make_cache
-from .sequence import LiquidSequence
 
 __all__ = ["StreamingRunner"]
+
+#: Per-chunk keywords that pass through to the models that take them (the liquid models).
+_EXTRAS = ("timespans", "mask")
 
 
 class StreamingRunner:
@@ -57,27 +80,31 @@ class StreamingRunner:
     accepted and how memory stays constant.
 
     Args:
-        model: A batch-first :class:`~ncps_mlx.LTC`/:class:`~ncps_mlx.CfC`, a
+        model: A module following the state contract (see the module docstring): a
+            batch-first :class:`~ncps_mlx.LTC`/:class:`~ncps_mlx.CfC`, a
             :class:`~ncps_mlx.hybrid.HybridModel` or a hybrid layer.
         batch_size (int): Number of sequences ``B`` streamed side by side. Default: ``1``.
 
     Raises:
-        TypeError: If ``model`` is none of the above.
-        ValueError: If a liquid model is time-major, or a layer of ``model`` has a cache
-            without bound (attention without ``window_size``).
+        TypeError: If ``model`` has no ``make_cache``.
+        ValueError: If ``model`` is time-major (``batch_first=False``), or a layer of ``model``
+            has a cache without bound (attention without ``window_size``).
     """
 
     def __init__(self, model, batch_size: int = 1):
+        _check_streamable(model)
+        _check_bounded(model)
         self.model = model
         self.batch_size = check_int(batch_size, "batch_size", minimum=1)
-        self._adapter = _adapter_for(model)
-        _check_bounded(model)
+        self._input_size = _input_size(model)
+        self._extras_taken = _keywords_taken(model, _EXTRAS)
         self.reset()
 
     @property
     def state(self):
-        """The state after the steps fed so far (the liquid model's ``hx``, ``(B, N)`` or
-        ``(h, c)``, or the hybrid model's cache, a list with one cache per block)."""
+        """The state after the steps fed so far, as the model returns it (a liquid model's
+        ``hx``, ``(B, N)`` or ``(h, c)``; a hybrid model's cache, a list with one cache per
+        block)."""
         return self._state
 
     @property
@@ -112,9 +139,11 @@ class StreamingRunner:
         """
         chunk = chunk if isinstance(chunk, mx.array) else mx.array(chunk)
         single = self._check_chunk(chunk)
+        extras = self._extras(timespans=timespans, mask=mask)
         if single:
-            chunk, timespans, mask = (_add_batch_axis(a) for a in (chunk, timespans, mask))
-        outputs, self._state = self._adapter(chunk, self._state, timespans, mask)
+            chunk = _add_batch_axis(chunk)
+            extras = {name: _add_batch_axis(value) for name, value in extras.items()}
+        outputs, self._state = self.model(chunk, self._state, **extras)
         mx.eval(outputs, _arrays(self._state))
         self._steps_seen += chunk.shape[1]
         return outputs[0] if single else outputs
@@ -133,7 +162,7 @@ class StreamingRunner:
             ValueError: If a row is out of range, or the state holds a cache whose size depends
                 on the steps seen (attention's KV cache): such a cache can only be reset whole.
         """
-        initial = self._adapter.initial_state(self.batch_size)
+        initial = make_cache(self.model, self.batch_size, parameter_dtype(self.model))
         if rows is None:
             self._state, self._steps_seen = initial, 0
             return
@@ -161,7 +190,7 @@ class StreamingRunner:
             raise ValueError(
                 f"chunk must be (B, T, F) or (T, F) with T >= 1 steps, got shape {chunk.shape}"
             )
-        expected = self._adapter.input_size
+        expected = self._input_size
         if expected is not None and chunk.shape[-1] != expected:
             raise ValueError(f"chunk has {chunk.shape[-1]} features but the model takes {expected}")
         batch = 1 if chunk.ndim == 2 else chunk.shape[0]
@@ -173,59 +202,48 @@ class StreamingRunner:
             )
         return chunk.ndim == 2
 
-
-class _LiquidAdapter:
-    """A batch-first :class:`LiquidSequence`: state ``hx``; timespans and mask pass through."""
-
-    def __init__(self, model: LiquidSequence):
-        if not model.batch_first:
-            raise ValueError(
-                "StreamingRunner needs a batch-first liquid model (batch_first=True), "
-                "chunks being (B, T, F)"
-            )
-        self.model = model
-        self.input_size = model.input_size
-
-    def initial_state(self, batch: int):
-        zeros = mx.zeros((batch, self.model.state_size))
-        return (zeros, zeros) if self.model.use_mixed else zeros
-
-    def __call__(self, x, state, timespans, mask):
-        return self.model(x, hx=state, timespans=timespans, mask=mask)
-
-
-class _CacheAdapter:
-    """A model with ``make_cache``: a HybridModel (``stream``) or a layer (``__call__``)."""
-
-    def __init__(self, model):
-        self.model = model
-        self.forward = getattr(model, "stream", model)
-        self.input_size = getattr(model, "d_model", None)  # a layer's width
-        if self.input_size is None and hasattr(model, "input_projection"):  # a HybridModel
-            self.input_size = model.input_projection.weight.shape[-1]
-
-    def initial_state(self, batch: int):
-        return make_cache(self.model, batch, parameter_dtype(self.model))
-
-    def __call__(self, x, state, timespans, mask):
-        for name, value in (("timespans", timespans), ("mask", mask)):
-            if value is not None:
+    def _extras(self, **given) -> dict:
+        """The per-chunk keywords given (those not None), after checking the model takes them."""
+        extras = {name: value for name, value in given.items() if value is not None}
+        for name in extras:
+            if name not in self._extras_taken:
                 raise ValueError(
                     f"{name} is only for liquid models (LTC, CfC); "
                     f"{type(self.model).__name__} has no {name}"
                 )
-        return self.forward(x, state)
+        return extras
 
 
-def _adapter_for(model):
-    if isinstance(model, LiquidSequence):
-        return _LiquidAdapter(model)
-    if callable(getattr(model, "make_cache", None)):
-        return _CacheAdapter(model)
-    raise TypeError(
-        "model must be an LTC/CfC, a HybridModel or a hybrid layer (a module with "
-        f"make_cache(batch)), got {type(model).__name__}"
-    )
+def _check_streamable(model) -> None:
+    """Raise if ``model`` has no ``make_cache`` or is time-major."""
+    if not callable(getattr(model, "make_cache", None)):
+        raise TypeError(
+            "model must follow the state contract of ncps_mlx.streaming: an LTC/CfC, a "
+            "HybridModel or a hybrid layer (a module with make_cache(batch)), "
+            f"got {type(model).__name__}"
+        )
+    if not getattr(model, "batch_first", True):
+        raise ValueError(
+            "StreamingRunner needs a batch-first model (batch_first=True), chunks being (B, T, F)"
+        )
+
+
+def _input_size(model) -> int | None:
+    """Features per step ``model`` takes, if it says: its ``input_size`` (liquid models),
+    ``embed_size`` (:class:`~ncps_mlx.hybrid.HybridModel`) or ``d_model`` (hybrid layers)."""
+    for name in ("input_size", "embed_size", "d_model"):
+        size = getattr(model, name, None)
+        if isinstance(size, int):
+            return size
+    return None
+
+
+def _keywords_taken(model, names) -> frozenset[str]:
+    """The ``names`` that ``model(...)`` takes as keywords (all of them with ``**kwargs``)."""
+    parameters = inspect.signature(model).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return frozenset(names)
+    return frozenset(name for name in names if name in parameters)
 
 
 def _check_bounded(model) -> None:

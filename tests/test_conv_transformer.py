@@ -11,7 +11,6 @@ from training import train
 from ncps_mlx.hybrid import HybridBuilder, WiredLinear
 from ncps_mlx.hybrid.layers.conv_attention import ConvAttentionFusion
 from ncps_mlx.hybrid.models.conv_transformer import ConvTransformerEncoder
-from ncps_mlx.hybrid.param_counts import LAYER_PARAMETER_COUNTS
 from ncps_mlx.wirings import Random
 
 D = 8
@@ -96,15 +95,6 @@ def test_a_wiring_masks_the_gate_and_both_branches_and_masked_weights_stay_zero(
     assert losses[-1] < losses[0]  # the unmasked weights moved
     for module in wired.values():
         assert not (np.array(module.weight) * (1.0 - np.array(module._mask))).any()
-
-
-@pytest.mark.parametrize(
-    "options",
-    [{}, {"kernel_size": 2, "num_heads": 2}, {"num_heads": 3, "head_dim": 6, "window_size": 4}],
-)
-def test_fusion_parameter_formula_equals_the_built_layer(options):
-    count = LAYER_PARAMETER_COUNTS["conv_attention"](D, **options)
-    assert count == parameter_count(ConvAttentionFusion(D, **options))
 
 
 # ---- builder pattern ----------------------------------------------------------------------------

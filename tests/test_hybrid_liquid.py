@@ -20,8 +20,8 @@ def test_the_layer_is_projection_cell_projection(kind):
     x = mx.random.normal((2, 9, D))
     y, state = layer(x)
     cell = {"cfc": CfC, "ltc": LTC}[kind]
-    assert isinstance(layer.cell, cell) and y.shape == (2, 9, D)
-    inner, expected_state = layer.cell(layer.input_projection(x))
+    assert isinstance(layer.rnn, cell) and y.shape == (2, 9, D)
+    inner, expected_state = layer.rnn(layer.input_projection(x))
     np.testing.assert_allclose(np.array(y), np.array(layer.output_projection(inner)), atol=1e-6)
     np.testing.assert_allclose(np.array(state), np.array(expected_state), atol=1e-6)
 
@@ -48,9 +48,9 @@ def test_steps_and_chunks_with_the_cache_equal_the_whole_sequence(kind):
 def test_mixed_memory_cache_is_a_pair():
     layer = LiquidLayer(D, "cfc", units=20, mixed_memory=True)
     h, c = layer.make_cache(2)
-    assert h.shape == c.shape == (2, layer.cell.state_size)
+    assert h.shape == c.shape == (2, layer.rnn.state_size)
     _, (h, c) = layer(mx.random.normal((2, 3, D)), (h, c))
-    assert h.shape == (2, layer.cell.state_size)
+    assert h.shape == (2, layer.rnn.state_size)
 
 
 def test_the_layer_trains():

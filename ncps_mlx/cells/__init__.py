@@ -1,13 +1,18 @@
-"""MLX cells driven by a wiring: one step, state in and state out."""
+"""MLX cells driven by a wiring: one step, state in and state out.
 
-from .cfc import CfCCell
-from .common import ACTIVATIONS, Prepared, lecun_tanh
-from .ctgru import CTGRUCell
-from .ctrnn import CTRNNCell
-from .lstm import LSTMCell
-from .ltc import LTCCell
-from .odelstm import ODELSTMCell
-from .wired_cfc import WiredCfCCell
+Each cell's ``prepare`` returns its per-call step constants as a NamedTuple (``CfCParams``,
+``LTCParams``, ...): the contract described in :mod:`ncps_mlx.cells.common`.
+"""
+
+from .cfc import CfCCell, CfCParams
+from .common import ACTIVATIONS, DenseParams, Prepared, lecun_tanh
+from .ctgru import CTGRUCell, CTGRUParams
+from .ctrnn import CTRNNCell, CTRNNParams
+from .lstm import LSTMCell, LSTMParams
+from .ltc import LTCCell, LTCFastWeights, LTCParams
+from .ltc_synapses import SynapseParams
+from .odelstm import ODELSTMCell, ODELSTMParams
+from .wired_cfc import WiredCfCCell, WiredCfCLayerParams, WiredCfCParams
 
 __all__ = [
     "CfCCell",
@@ -18,6 +23,17 @@ __all__ = [
     "CTGRUCell",
     "ODELSTMCell",
     "Prepared",
+    "DenseParams",
+    "CfCParams",
+    "WiredCfCParams",
+    "WiredCfCLayerParams",
+    "LTCParams",
+    "LTCFastWeights",
+    "SynapseParams",
+    "LSTMParams",
+    "CTRNNParams",
+    "CTGRUParams",
+    "ODELSTMParams",
     "ACTIVATIONS",
     "lecun_tanh",
 ]

@@ -2,15 +2,52 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
 from .._validation import check_int
-from .common import Prepared, check_mode, dense_weight, get_activation, in_out, xavier_uniform
+from .common import (
+    DenseParams,
+    Prepared,
+    check_mode,
+    dense_weight,
+    get_activation,
+    in_out,
+    resolve_timespans,
+    xavier_uniform,
+)
 from .fast_math import sigmoid, tanh
 
-__all__ = ["CfCCell"]
+__all__ = ["CfCCell", "CfCParams"]
+
+
+class CfCParams(NamedTuple):
+    """Per-call constants of a :class:`CfCCell` step (state ``H``, backbone width ``U``, ``K``
+    heads: 4, or 1 in mode ``"pure"``; ``D`` = the first layer's width: ``U`` with a backbone,
+    ``K * H`` without).
+
+    The input half of the first layer (``backbone.0``, or the fused heads without a backbone)
+    is not here: ``prepare`` applies it to all steps before the loop (the step's input).
+
+    Attributes:
+        recurrent_weight: ``(H, D)``, the state half of the first layer, ``(in, out)``.
+        backbone: Backbone layers after the first (``(U, U)`` weight, ``(U,)`` bias each);
+            None with fewer than two backbone layers.
+        heads: The heads ``ff1, ff2, time_a, time_b`` (pure: ``ff1``) fused, ``(U, K * H)``
+            weight and ``(K * H,)`` bias, ``ff1``/``ff2`` masked by the sparsity mask; None
+            without a backbone (then the first layer is the heads).
+        amplitude: ``A`` ``(1, H)`` of mode ``"pure"``; None in the other modes.
+        w_tau: ``w_tau`` ``(1, H)`` of mode ``"pure"``; None in the other modes.
+    """
+
+    recurrent_weight: mx.array
+    backbone: tuple[DenseParams, ...] | None
+    heads: DenseParams | None
+    amplitude: mx.array | None
+    w_tau: mx.array | None
 
 
 class CfCCell(nn.Module):
@@ -44,7 +81,7 @@ class CfCCell(nn.Module):
         backbone_layers (int): Number of backbone layers (0: heads read ``[x, h]`` directly).
         backbone_dropout (float): Dropout after each backbone layer in training mode.
         sparsity_mask (np.ndarray, optional): ``(F + H, H)`` mask of ``ff1``/``ff2`` inputs
-            (as in ncps; used by :class:`WiredCfCCell`).
+            (as in ncps; used by :class:`~ncps_mlx.cells.wired_cfc.WiredCfCCell`).
     """
 
     def __init__(
@@ -108,53 +145,57 @@ class CfCCell(nn.Module):
             biases.append(layer.bias)
         return mx.concatenate(weights, axis=0), mx.concatenate(biases, axis=0)
 
-    def step_params(self, input_per_step: bool = False) -> tuple:
-        """Per-call constants: ``(w_x, b_x, w_h, hidden_layers, heads, extra)``.
+    def split_params(self) -> tuple[mx.array, mx.array, CfCParams]:
+        """The first layer's input half and the step's constants.
 
-        ``w_x``/``b_x`` map the input into the first layer (applied before the time loop),
-        ``w_h`` maps the state into it, ``hidden_layers`` are the further backbone layers,
-        ``heads`` the fused head weight and bias after a backbone, ``extra`` ``(A, w_tau)``.
-        Weights are ``(in, out)`` and contiguous, the layout in which the CPU's BLAS
-        multiplies fastest (about 2x faster than a transposed view there), except ``w_x``,
-        which stays ``(out, in)`` unless ``input_per_step`` says that it is applied at every
-        step (:class:`WiredCfCCell`'s layers after the first) rather than once per call.
+        Returns:
+            ``(input_weight, input_bias, params)``: ``input_weight`` ``(D, F)`` (``(out, in)``,
+            as stored) and ``input_bias`` ``(D,)`` map the input into the first layer; the
+            caller applies them (:meth:`prepare`: to all steps at once). ``params`` are the
+            step's :class:`CfCParams`.
         """
         heads = self._head_weights()
         backbone = [(dense_weight(layer), layer.bias) for layer in getattr(self, "backbone", [])]
-        first = backbone[0] if self.backbone_layers else heads
-        w_x, w_h = first[0][:, : self.input_size], in_out(first[0][:, self.input_size :])
-        w_x = in_out(w_x) if input_per_step else w_x
-        hidden = tuple((in_out(weight), bias) for weight, bias in backbone[1:])
-        heads = (in_out(heads[0]), heads[1]) if self.backbone_layers else ()
-        extra = (self.A, self.w_tau) if self.mode == "pure" else ()
-        return w_x, first[1], w_h, hidden, heads, extra
+        first_weight, first_bias = backbone[0] if backbone else heads
+        pure = self.mode == "pure"
+        params = CfCParams(
+            recurrent_weight=in_out(first_weight[:, self.input_size :]),
+            backbone=tuple(DenseParams(in_out(w), b) for w, b in backbone[1:]) or None,
+            heads=DenseParams(in_out(heads[0]), heads[1]) if backbone else None,
+            amplitude=self.A if pure else None,
+            w_tau=self.w_tau if pure else None,
+        )
+        return first_weight[:, : self.input_size], first_bias, params
 
     def prepare(self, x: mx.array) -> Prepared:
-        """``x`` ``(T, B, F)`` -> input part of the first layer ``((T, B, D),)`` and constants."""
-        params = self.step_params()
-        return Prepared((x @ params[0].T + params[1],), params)
+        """``x`` ``(T, B, F)`` -> the input part of the first layer ``((T, B, D),)`` and the
+        step's :class:`CfCParams`."""
+        input_weight, input_bias, params = self.split_params()
+        return Prepared((x @ input_weight.T + input_bias,), params)
 
     # ------------------------------------------------------------------ one step
-    def step(self, inputs_t, params, h, ts=1.0):
-        """Advance ``h`` ``(B, H)`` by one step of length ``ts`` (float or ``(B, 1)``)."""
-        h_new = self.advance(inputs_t[0], params, h, ts)
+    def step(self, inputs_t, params: CfCParams, h, timespans=1.0):
+        """Advance ``h`` ``(B, H)`` by one step of length ``timespans`` (float or ``(B, 1)``);
+        returns ``(h_new, h_new)``."""
+        h_new = self.advance(inputs_t[0], params, h, timespans)
         return h_new, h_new
 
-    def advance(self, projected, params, h, ts):
-        """The CfC update given the input part ``projected`` ``(B, D)`` of the first layer."""
-        _, _, w_h, hidden, heads, extra = params
-        z = mx.addmm(projected, h, w_h)
+    def advance(self, projected, params: CfCParams, h, timespans):
+        """The CfC update of ``h`` ``(B, H)`` given the input part ``projected`` ``(B, D)`` of
+        the first layer; returns the new ``(B, H)`` state."""
+        z = mx.addmm(projected, h, params.recurrent_weight)
         if self.backbone_layers:
             z = self._dropout(self._activation(z))
-            for weight, bias in hidden:
-                z = self._dropout(self._activation(mx.addmm(bias, z, weight)))
-            z = mx.addmm(heads[1], z, heads[0])
+            for layer in params.backbone or ():
+                z = self._dropout(self._activation(mx.addmm(layer.bias, z, layer.weight)))
+            z = mx.addmm(params.heads.bias, z, params.heads.weight)
         if self.mode == "pure":
-            amplitude, w_tau = extra
-            return -amplitude * mx.exp(-ts * (mx.abs(w_tau) + mx.abs(z))) * z + amplitude
+            amplitude = params.amplitude
+            decay = mx.exp(-timespans * (mx.abs(params.w_tau) + mx.abs(z)))
+            return -amplitude * decay * z + amplitude
         ff1, ff2, time_a, time_b = mx.split(z, 4, axis=-1)
         ff1, ff2 = tanh(ff1), tanh(ff2)
-        t_interp = sigmoid(time_a * ts + time_b)
+        t_interp = sigmoid(time_a * timespans + time_b)
         if self.mode == "no_gate":
             return ff1 + t_interp * ff2
         return ff1 * (1.0 - t_interp) + t_interp * ff2
@@ -175,10 +216,15 @@ class CfCCell(nn.Module):
         """The step output a state stands for: ``h`` itself."""
         return h
 
-    def __call__(self, x: mx.array, h: mx.array, ts=1.0):
-        """One step on ``x`` ``(B, F)``: returns ``(output, h_new)``, both ``(B, H)``."""
+    def __call__(self, x: mx.array, h: mx.array, timespans=None, *, ts=None):
+        """One step on ``x`` ``(B, F)``: returns ``(output, h_new)``, both ``(B, H)``.
+
+        ``timespans`` (float or ``(B, 1)``, default 1.0) is the elapsed time; ``ts``, ncps's
+        name for it, is accepted too (TypeError if both are given).
+        """
+        timespans = resolve_timespans(timespans, "ts", ts)
         prepared = self.prepare(x[None])
-        return self.step(tuple(a[0] for a in prepared.inputs), prepared.params, h, ts)
+        return self.step(tuple(a[0] for a in prepared.inputs), prepared.params, h, timespans)
 
     def _extra_repr(self) -> str:
         return (

@@ -1,13 +1,41 @@
-"""Pieces shared by the cells: activations, the prepared-sequence contract, initialisers.
+"""Pieces shared by the cells: the cell contract, activations, initialisers.
 
-Every cell splits its work in two (DESIGN.md, "Cells and sequence modules"):
+The cell contract
+-----------------
 
-* ``prepare(x)`` takes a time-major input ``(T, B, F)`` and returns a :class:`Prepared`: the
-  state-independent terms of every step, computed for all steps at once (``inputs``, each
-  ``(T, B, ...)``), and the per-call constants of the step (``params``: fused or masked weights
-  computed once per call, so that gradients reach the underlying parameters);
-* ``step(inputs_t, params, state, ts)`` advances one step. It is a pure function of its array
-  arguments, so the sequence module may ``mx.compile`` it.
+Every cell splits its work in two (DESIGN.md, "Cells and sequence modules"), and the sequence
+module (:class:`~ncps_mlx.sequence.LiquidSequence`) owns the time loop between them:
+
+* ``prepare(x) -> Prepared(inputs, params)`` takes a time-major input ``x`` ``(T, B, F)``.
+
+  - ``inputs`` is a tuple of arrays ``(T, B, ...)``: the state-independent terms of every step
+    (input projections, sensory synapse sums), computed for all ``T`` steps at once.
+  - ``params`` is the cell's own :class:`typing.NamedTuple` of per-call constants of the step
+    (:class:`~ncps_mlx.cells.cfc.CfCParams`, :class:`~ncps_mlx.cells.wired_cfc.WiredCfCParams`,
+    :class:`~ncps_mlx.cells.ltc.LTCParams`, :class:`~ncps_mlx.cells.lstm.LSTMParams`,
+    :class:`~ncps_mlx.cells.ctrnn.CTRNNParams`, :class:`~ncps_mlx.cells.ctgru.CTGRUParams`,
+    :class:`~ncps_mlx.cells.odelstm.ODELSTMParams`): fused, masked, dequantized or
+    constrained weights computed once per call from the trainable parameters (so gradients
+    reach them), plus the cell's fixed constants. Each class documents every field's meaning
+    and shape. Weight matrices that the step multiplies by are ``(in, out)`` and contiguous
+    (:func:`in_out`; layers as :class:`DenseParams`). A feature the cell does not use (LTC fast
+    weights or routing, CfC backbone layers or heads, pure-mode constants, ...) is ``None``.
+    ``params`` hold only arrays, ``None``, nested tuples of them and Python scalars (the
+    constants of :class:`~ncps_mlx.cells.fast_weights.FastWeights` and
+    :class:`~ncps_mlx.cells.ltc_routing.RoutingPlan`), so they are pytrees that ``mx.compile``
+    and :func:`ncps_mlx.quantization.astype` traverse.
+
+* ``step(inputs_t, params, state, timespans=1.0) -> (output, state_new)`` advances one step:
+  ``inputs_t`` is ``inputs`` at step ``t`` (each ``(B, ...)``), ``params`` as returned by
+  ``prepare``, ``state`` ``(B, state_size)`` (:class:`~ncps_mlx.cells.LSTMCell`: a tuple
+  ``(h, c)``), and ``timespans`` the elapsed time of the step: a float or ``(B, 1)``. It is a
+  pure function of its array arguments, so the sequence module may ``mx.compile`` it, and a
+  fused kernel may replace it by reading ``params`` by field name.
+* ``output_of_state(state)`` is the step output a state stands for (what a padded step
+  repeats).
+
+A cell's one-step ``__call__(x, state, timespans)`` runs ``prepare`` on ``x[None]`` and one
+``step``; it also accepts ncps's own keyword for the elapsed time (:func:`resolve_timespans`).
 """
 
 from __future__ import annotations
@@ -24,6 +52,8 @@ from . import fast_math
 
 __all__ = [
     "Prepared",
+    "DenseParams",
+    "resolve_timespans",
     "WiredCell",
     "lecun_tanh",
     "get_activation",
@@ -38,15 +68,52 @@ __all__ = [
 
 
 class Prepared(NamedTuple):
-    """State-independent inputs of every step and per-call constants of a cell's step.
+    """What a cell's ``prepare(x)`` returns for a time-major ``x`` ``(T, B, F)`` (see the
+    contract in this module's docstring).
 
     Attributes:
-        inputs: Tuple of arrays of shape ``(T, B, ...)``; step ``t`` receives ``a[t]`` of each.
-        params: Tuple of arrays handed unchanged to every step.
+        inputs: Tuple of arrays of shape ``(T, B, ...)``, the state-independent terms of every
+            step; step ``t`` receives ``a[t]`` of each.
+        params: The cell's NamedTuple of per-call constants (e.g.
+            :class:`~ncps_mlx.cells.cfc.CfCParams`), handed unchanged to every ``step``; None
+            where a cell has none (the sequence module's placeholder for absent mixed memory).
     """
 
     inputs: tuple
-    params: tuple
+    params: tuple | None
+
+
+class DenseParams(NamedTuple):
+    """An affine layer as a step applies it: ``x @ weight + bias``.
+
+    Attributes:
+        weight: ``(in, out)``, contiguous (:func:`in_out`).
+        bias: ``(out,)``.
+    """
+
+    weight: mx.array
+    bias: mx.array
+
+
+def resolve_timespans(timespans, alias: str, alias_value):
+    """The elapsed time of a one-step cell call, given as ``timespans`` or as ncps's keyword.
+
+    Args:
+        timespans: The value passed as ``timespans`` (None if not passed).
+        alias (str): Name of ncps's keyword for it (``"ts"``, ``"elapsed_time"``).
+        alias_value: The value passed under ``alias`` (None if not passed).
+
+    Returns:
+        The one given (a float or an ``(B, 1)`` array), or 1.0 if neither was.
+
+    Raises:
+        TypeError: If both were given, naming both.
+    """
+    if alias_value is None:
+        return 1.0 if timespans is None else timespans
+    if timespans is not None:
+        raise TypeError(f"got both timespans and {alias} (the same argument): pass one of them")
+    return alias_value
 
 
 def lecun_tanh(x: mx.array) -> mx.array:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
@@ -11,7 +13,24 @@ from .common import Prepared, in_out, xavier_uniform
 from .ctrnn import DenseWiredCell, masked_weight, wiring_masks
 from .fast_math import tanh
 
-__all__ = ["CTGRUCell"]
+__all__ = ["CTGRUCell", "CTGRUParams"]
+
+
+class CTGRUParams(NamedTuple):
+    """Per-call constants of a :class:`CTGRUCell` step (``N`` neurons, ``M`` time scales).
+
+    Attributes:
+        scale_weight: ``(N, 2NM)``, ``(in, out)``: the recurrent halves of ``W_r`` then
+            ``W_s`` (retrieval and storage scale logits), masked by the wiring.
+        detect_weight: ``(N, N)``, ``(in, out)``: the recurrent half of ``W_q``, masked.
+        log_tau: ``ln tau_k`` ``(M,)``.
+        inverse_tau: ``1 / tau_k`` ``(M,)``.
+    """
+
+    scale_weight: mx.array
+    detect_weight: mx.array
+    log_tau: mx.array
+    inverse_tau: mx.array
 
 
 class CTGRUCell(DenseWiredCell, nn.Module):
@@ -87,7 +106,7 @@ class CTGRUCell(DenseWiredCell, nn.Module):
 
     def prepare(self, x: mx.array) -> Prepared:
         """Input terms of all steps: ``x`` ``(T, B, F)`` -> ``((T, B, 2NM + N),)`` (retrieval,
-        storage, detection); constants ``(W_rs_h, W_q_h, ln tau, 1 / tau)``."""
+        storage, detection); the step's :class:`CTGRUParams`."""
         f = self.sensory_size
         w_r = masked_weight(self.tau_r, self._scale_sparsity_mask)
         w_s = masked_weight(self.tau_s, self._scale_sparsity_mask)
@@ -96,29 +115,30 @@ class CTGRUCell(DenseWiredCell, nn.Module):
         bias = mx.concatenate([self.tau_r.bias, self.tau_s.bias, self.detect.bias])
         projected = mx.addmm(bias, x, w_x.T)
         w_h = mx.concatenate([w_r[:, f:], w_s[:, f:]], axis=0)
-        constants = (in_out(w_h), in_out(w_q[:, f:]), self._log_tau, self._inv_tau)
-        return Prepared((projected,), constants)
+        params = CTGRUParams(in_out(w_h), in_out(w_q[:, f:]), self._log_tau, self._inv_tau)
+        return Prepared((projected,), params)
 
     def _traces(self, state: mx.array) -> mx.array:
         return state.reshape(*state.shape[:-1], self.num_neurons, self.time_scales)
 
-    def step(self, inputs_t, params, state, ts=1.0):
-        """Advance the traces ``state`` ``(B, N*M)`` by ``ts`` (float or ``(B, 1)``); returns
-        ``(motor outputs, state_new)``."""
-        (projected,), (w_h, w_q, log_tau, inv_tau) = inputs_t, params
+    def step(self, inputs_t, params: CTGRUParams, state, timespans=1.0):
+        """Advance the traces ``state`` ``(B, N*M)`` by ``timespans`` (float or ``(B, 1)``);
+        returns ``(motor outputs, state_new)``."""
+        (projected,) = inputs_t
         n, nm = self.num_neurons, self.num_neurons * self.time_scales
         traces = self._traces(state)
         h = traces.sum(axis=-1)
-        scales = mx.addmm(projected[..., : 2 * nm], h, w_h)
+        scales = mx.addmm(projected[..., : 2 * nm], h, params.scale_weight)
         retrieval, storage = (
-            mx.softmax(-mx.square(self._traces(z) - log_tau), axis=-1)
+            mx.softmax(-mx.square(self._traces(z) - params.log_tau), axis=-1)
             for z in mx.split(scales, 2, axis=-1)
         )
         retrieved = (retrieval * traces).sum(axis=-1)
-        event = tanh(mx.addmm(projected[..., 2 * nm : 2 * nm + n], retrieved, w_q))
-        if isinstance(ts, mx.array) and ts.ndim:
-            ts = ts[..., None]
-        decay = mx.exp(-ts * inv_tau)
+        detected = mx.addmm(projected[..., 2 * nm : 2 * nm + n], retrieved, params.detect_weight)
+        event = tanh(detected)
+        if isinstance(timespans, mx.array) and timespans.ndim:
+            timespans = timespans[..., None]
+        decay = mx.exp(-timespans * params.inverse_tau)
         traces = ((1.0 - storage) * traces + storage * event[..., None]) * decay
         h = traces.sum(axis=-1)
         return h[..., : self.motor_size], traces.reshape(*state.shape[:-1], nm)

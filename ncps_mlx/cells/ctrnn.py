@@ -8,6 +8,8 @@ weight matrices to the wiring's synapses.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
@@ -18,7 +20,19 @@ from .common import Prepared, WiredCell, dense_weight, in_out, wiring_for_units,
 from .fast_math import tanh
 from .ode_solvers import check_solver, integrate
 
-__all__ = ["CTRNNCell", "DenseWiredCell", "wiring_masks"]
+__all__ = ["CTRNNCell", "CTRNNParams", "DenseWiredCell", "wiring_masks"]
+
+
+class CTRNNParams(NamedTuple):
+    """Per-call constants of a :class:`CTRNNCell` step (``N`` neurons).
+
+    Attributes:
+        recurrent_weight: ``W_h`` ``(N, N)``, ``(in, out)``, masked by the wiring.
+        inverse_tau: ``1 / tau`` ``(N,)``.
+    """
+
+    recurrent_weight: mx.array
+    inverse_tau: mx.array
 
 
 def wiring_masks(wiring: Wiring, repeat: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -67,10 +81,11 @@ class DenseWiredCell(WiredCell):
         neurons' activities in this cell family, except ``CTGRUCell``, which overrides)."""
         return state[..., : self.motor_size]
 
-    def __call__(self, x: mx.array, state: mx.array, ts=1.0):
-        """One step on ``x`` ``(B, F)``: returns ``(output (B, M), state_new)``."""
+    def __call__(self, x: mx.array, state: mx.array, timespans=1.0):
+        """One step on ``x`` ``(B, F)`` of length ``timespans`` (float or ``(B, 1)``): returns
+        ``(output (B, M), state_new)``."""
         prepared = self.prepare(x[None])
-        return self.step(tuple(a[0] for a in prepared.inputs), prepared.params, state, ts)
+        return self.step(tuple(a[0] for a in prepared.inputs), prepared.params, state, timespans)
 
     def _extra_repr(self) -> str:
         solver = getattr(self, "solver", None)
@@ -139,20 +154,20 @@ class CTRNNCell(DenseWiredCell, nn.Module):
         self._sensory_sparsity_mask, self._sparsity_mask = mx.array(sensory), mx.array(recurrent)
 
     def prepare(self, x: mx.array) -> Prepared:
-        """``W_x x + b`` for all steps: ``x`` ``(T, B, F)`` -> ``((T, B, N),)``; constants
-        ``(W_h, 1 / tau)``."""
+        """``W_x x + b`` for all steps: ``x`` ``(T, B, F)`` -> ``((T, B, N),)``; the step's
+        :class:`CTRNNParams`."""
         w_x = masked_weight(self.input_map, self._sensory_sparsity_mask)
         projected = mx.addmm(self.input_map.bias, x, w_x.T)
         w_h = in_out(masked_weight(self.recurrent_map, self._sparsity_mask))
-        return Prepared((projected,), (w_h, mx.exp(-self.log_tau)))
+        return Prepared((projected,), CTRNNParams(w_h, mx.exp(-self.log_tau)))
 
-    def step(self, inputs_t, params, h, ts=1.0):
-        """Integrate ``h`` ``(B, N)`` over ``ts`` (float or ``(B, 1)``); returns
+    def step(self, inputs_t, params: CTRNNParams, h, timespans=1.0):
+        """Integrate ``h`` ``(B, N)`` over ``timespans`` (float or ``(B, 1)``); returns
         ``(motor outputs, h_new)``."""
-        (projected,), (w_h, inv_tau) = inputs_t, params
+        (projected,) = inputs_t
 
         def slope(y):
-            return tanh(mx.addmm(projected, y, w_h)) - y * inv_tau
+            return tanh(mx.addmm(projected, y, params.recurrent_weight)) - y * params.inverse_tau
 
-        h = integrate(slope, h, ts, self.ode_unfolds, self.solver)
+        h = integrate(slope, h, timespans, self.ode_unfolds, self.solver)
         return h[..., : self.motor_size], h

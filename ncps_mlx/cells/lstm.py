@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import mlx.core as mx
 import mlx.nn as nn
 
 from .common import Prepared, dense_weight, in_out, xavier_uniform
 from .fast_math import sigmoid, tanh
 
-__all__ = ["LSTMCell"]
+__all__ = ["LSTMCell", "LSTMParams"]
+
+
+class LSTMParams(NamedTuple):
+    """Per-call constants of an :class:`LSTMCell` step (state ``H``).
+
+    Attributes:
+        recurrent_weight: ``(H, 4H)``, the recurrent map of the four gates (``i``, input,
+            forget, output), ``(in, out)``.
+    """
+
+    recurrent_weight: mx.array
 
 
 class LSTMCell(nn.Module):
@@ -40,15 +53,20 @@ class LSTMCell(nn.Module):
         self.recurrent_map.weight = nn.init.orthogonal()(mx.zeros((4 * hidden_size, hidden_size)))
 
     def prepare(self, x: mx.array) -> Prepared:
-        """Input projection of all steps: ``x`` ``(T, B, F)`` -> inputs ``((T, B, 4H),)``."""
-        return Prepared((self.input_map(x),), (in_out(dense_weight(self.recurrent_map)),))
+        """Input projection of all steps: ``x`` ``(T, B, F)`` -> inputs ``((T, B, 4H),)``; the
+        step's :class:`LSTMParams`."""
+        recurrent_weight = in_out(dense_weight(self.recurrent_map))
+        return Prepared((self.input_map(x),), LSTMParams(recurrent_weight))
 
     @staticmethod
-    def step(inputs_t, params, state, ts=None):
-        """One step: ``state = (h, c)``, each ``(B, H)``; returns ``(h_new, (h_new, c_new))``."""
-        (projected,), (recurrent_weight,) = inputs_t, params
+    def step(inputs_t, params: LSTMParams, state, timespans=1.0):
+        """One step: ``state = (h, c)``, each ``(B, H)``; returns ``(h_new, (h_new, c_new))``.
+
+        ``timespans`` is accepted for the common step signature and ignored.
+        """
+        (projected,) = inputs_t
         h, c = state
-        z = mx.addmm(projected, h, recurrent_weight)  # recurrent_weight: (H, 4H)
+        z = mx.addmm(projected, h, params.recurrent_weight)
         i, input_gate, forget_gate, output_gate = mx.split(z, 4, axis=-1)
         c = c * sigmoid(forget_gate + 1.0) + tanh(i) * sigmoid(input_gate)
         h = tanh(c) * sigmoid(output_gate)

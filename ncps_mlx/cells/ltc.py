@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -10,14 +11,14 @@ import numpy as np
 
 from .._validation import check_int
 from ..wirings import Wiring
-from .common import Prepared, WiredCell
+from .common import Prepared, WiredCell, resolve_timespans
 from .fan_in import fan_in_table, gather_synapse_values
-from .fast_weights import fast_weights_for, hebbian_update, with_fast_weights
-from .ltc_routing import routing_plan
-from .ltc_synapses import routed_synapses, synapse_sums, table_if_sparse
+from .fast_weights import FastWeights, fast_weights_for, hebbian_update, with_fast_weights
+from .ltc_routing import RoutingPlan, routing_plan
+from .ltc_synapses import SynapseParams, routed_synapses, synapse_sums, table_if_sparse
 from .ode_solvers import SOLVERS
 
-__all__ = ["LTCCell"]
+__all__ = ["LTCCell", "LTCParams", "LTCFastWeights"]
 
 _MAPPINGS = ("affine", "linear", None)
 #: ``solver`` values: ncps's fused semi-implicit Euler update and the explicit solvers of
@@ -34,6 +35,43 @@ _INIT_RANGES = {
     "sensory_sigma": (3.0, 8.0),
     "sensory_mu": (0.3, 0.8),
 }
+
+
+class LTCFastWeights(NamedTuple):
+    """What an :class:`LTCCell` step needs for Hebbian fast weights.
+
+    Attributes:
+        erev: Reversal potentials of the recurrent synapses, in their layout (``(N, N)`` or
+            ``(N, K)``), to recompute ``w * erev`` once the traces are added to ``w``.
+        plan: Where the ``S_fast`` fast synapses sit in that layout, and the rule's constants
+            (:class:`~ncps_mlx.cells.fast_weights.FastWeights`).
+    """
+
+    erev: mx.array
+    plan: FastWeights
+
+
+class LTCParams(NamedTuple):
+    """Per-call constants of an :class:`LTCCell` step (``N`` neurons).
+
+    Attributes:
+        synapses: The recurrent synapses (:class:`~ncps_mlx.cells.ltc_synapses.SynapseParams`,
+            dense ``(N, N)`` or fan-in ``(N, K)``), weights constrained and masked.
+        cm: Membrane capacitances ``(N,)``, constrained.
+        gleak: Leak conductances ``(N,)``, constrained.
+        leak_current: ``gleak * vleak`` ``(N,)``.
+        fast_weights: The fast synapses' layout and rule (:class:`LTCFastWeights`); None
+            without fast weights. With them, the state ends with one trace per fast synapse.
+        routing: The routing synapses' layout in the fan-in table and the routing constants
+            (:class:`~ncps_mlx.cells.ltc_routing.RoutingPlan`); None without routing.
+    """
+
+    synapses: SynapseParams
+    cm: mx.array
+    gleak: mx.array
+    leak_current: mx.array
+    fast_weights: LTCFastWeights | None
+    routing: RoutingPlan | None
 
 
 class LTCCell(WiredCell, nn.Module):
@@ -332,13 +370,14 @@ class LTCCell(WiredCell, nn.Module):
             output = output + self.output_b
         return output
 
-    def _synapse_params(self, w, erev, mu, sigma, mask, table) -> tuple:
-        """``(w * erev, w, mu, sigma, sources)`` of one synapse set, dense or fan-in layout."""
+    def _synapse_params(self, w, erev, mu, sigma, mask, table) -> SynapseParams:
+        """One synapse set's step constants, dense (``table`` None) or fan-in layout."""
         w = self._positive(w) * (mask if table is None else table.valid)
-        return w * erev, w, mu, sigma, None if table is None else table.sources
+        return SynapseParams(w * erev, w, mu, sigma, None if table is None else table.sources)
 
     def prepare(self, x: mx.array) -> Prepared:
-        """Sensory synapse sums of all steps: ``x`` ``(T, B, F)`` -> ``((T, B, N), (T, B, N))``."""
+        """Sensory synapse sums of all steps: ``x`` ``(T, B, F)`` -> numerator and denominator
+        ``((T, B, N), (T, B, N))``; the step's :class:`LTCParams`."""
         sensory = self._synapse_params(
             self.sensory_w,
             self.sensory_erev,
@@ -347,62 +386,79 @@ class LTCCell(WiredCell, nn.Module):
             self._sensory_sparsity_mask,
             self._sensory_fan_in,
         )
-        numerator, denominator = synapse_sums(self.map_inputs(x), *sensory)
-        synapses = self._synapse_params(
-            self.w, self.erev, self.mu, self.sigma, self._sparsity_mask, self._fan_in
-        )
+        numerator, denominator = synapse_sums(self.map_inputs(x), sensory)
         gleak = self._positive(self.gleak)
-        fast = () if self._fast is None else (self.erev, self._fast)
-        routing = () if self._routing is None else (self._routing,)
-        params = (synapses, self._positive(self.cm), gleak, gleak * self.vleak, fast, routing)
+        params = LTCParams(
+            synapses=self._synapse_params(
+                self.w, self.erev, self.mu, self.sigma, self._sparsity_mask, self._fan_in
+            ),
+            cm=self._positive(self.cm),
+            gleak=gleak,
+            leak_current=gleak * self.vleak,
+            fast_weights=None if self._fast is None else LTCFastWeights(self.erev, self._fast),
+            routing=self._routing,
+        )
         return Prepared((numerator, denominator), params)
 
-    def step(self, inputs_t, params, state, ts=1.0):
-        """``ode_unfolds`` solver iterations on the potentials ``(B, N)`` of ``state``.
+    def step(self, inputs_t, params: LTCParams, state, timespans=1.0):
+        """``ode_unfolds`` solver iterations over ``timespans`` (float or ``(B, 1)``) on the
+        potentials ``(B, N)`` of ``state``.
 
         Returns ``(v_new, state_new)``; with fast weights the state also holds the traces,
         which add to the synapses' weights during the step and are updated after it.
         """
         sensory_numerator, sensory_denominator = inputs_t
-        synapses, cm, gleak, leak_current, fast, routing = params
-        v = state[..., : self.num_neurons]
-        if fast:
-            erev, rule = fast
-            w = with_fast_weights(synapses[1], state[..., self.num_neurons :], rule)
-            synapses = (w * erev, w, *synapses[2:])
-        if routing:
-            synapses = routed_synapses(v, synapses, routing[0])
-        drive = leak_current + sensory_numerator  # the numerator's v-independent part
-        if self.solver == "semi_implicit":
-            cm_t = cm * (self.ode_unfolds / ts)
-            denominator_base = cm_t + gleak + sensory_denominator + self.epsilon
-            for _ in range(self.ode_unfolds):
-                numerator, denominator = synapse_sums(v, *synapses)
-                v = (cm_t * v + drive + numerator) / (denominator_base + denominator)
-        else:
-            conductance = gleak + sensory_denominator
-
-            def velocity(v):
-                numerator, denominator = synapse_sums(v, *synapses)
-                return (drive + numerator - v * (conductance + denominator)) / cm
-
-            step, h = SOLVERS[self.solver], ts / self.ode_unfolds
-            for _ in range(self.ode_unfolds):
-                v = step(velocity, v, h)
-        if not fast:
+        v, traces = state[..., : self.num_neurons], state[..., self.num_neurons :]
+        synapses, fast = params.synapses, params.fast_weights
+        if fast is not None:
+            w = with_fast_weights(synapses.w, traces, fast.plan)
+            synapses = synapses._replace(w_erev=w * fast.erev, w=w)
+        if params.routing is not None:
+            synapses = routed_synapses(v, synapses, params.routing)
+        drive = params.leak_current + sensory_numerator  # the numerator's v-independent part
+        solve = self._semi_implicit if self.solver == "semi_implicit" else self._explicit
+        v = solve(v, drive, sensory_denominator, synapses, params, timespans)
+        if fast is None:
             return v, v
-        traces = hebbian_update(state[..., self.num_neurons :], v, fast[1])
+        traces = hebbian_update(traces, v, fast.plan)
         return v, mx.concatenate([v, traces], axis=-1)
+
+    def _semi_implicit(self, v, drive, sensory_denominator, synapses, params, timespans):
+        """ncps's fused semi-implicit Euler update, ``ode_unfolds`` times: ``v`` ``(B, N)``."""
+        cm_t = params.cm * (self.ode_unfolds / timespans)
+        denominator_base = cm_t + params.gleak + sensory_denominator + self.epsilon
+        for _ in range(self.ode_unfolds):
+            numerator, denominator = synapse_sums(v, synapses)
+            v = (cm_t * v + drive + numerator) / (denominator_base + denominator)
+        return v
+
+    def _explicit(self, v, drive, sensory_denominator, synapses, params, timespans):
+        """``ode_unfolds`` steps of the explicit ``solver`` on the potentials ``v`` ``(B, N)``."""
+        conductance = params.gleak + sensory_denominator
+
+        def velocity(v):
+            numerator, denominator = synapse_sums(v, synapses)
+            return (drive + numerator - v * (conductance + denominator)) / params.cm
+
+        step, h = SOLVERS[self.solver], timespans / self.ode_unfolds
+        for _ in range(self.ode_unfolds):
+            v = step(velocity, v, h)
+        return v
 
     def output_of_state(self, state: mx.array) -> mx.array:
         """The step output a state stands for (before :meth:`map_outputs`): its potentials."""
         return state[..., : self.num_neurons]
 
-    def __call__(self, x: mx.array, state: mx.array, elapsed_time=1.0):
-        """One step on ``x`` ``(B, F)``: returns ``(outputs (B, M), state_new)``."""
+    def __call__(self, x: mx.array, state: mx.array, timespans=None, *, elapsed_time=None):
+        """One step on ``x`` ``(B, F)``: returns ``(outputs (B, M), state_new)``.
+
+        ``timespans`` (float or ``(B, 1)``, default 1.0) is the elapsed time; ``elapsed_time``,
+        ncps's name for it, is accepted too (TypeError if both are given).
+        """
+        timespans = resolve_timespans(timespans, "elapsed_time", elapsed_time)
         prepared = self.prepare(x[None])
         inputs = tuple(a[0] for a in prepared.inputs)
-        v, state = self.step(inputs, prepared.params, state, elapsed_time)
+        v, state = self.step(inputs, prepared.params, state, timespans)
         return self.map_outputs(v), state
 
     def _extra_repr(self) -> str:

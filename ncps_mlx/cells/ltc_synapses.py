@@ -8,32 +8,59 @@ holding its synapses, with the sources gathered per solver iteration; cost per s
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import mlx.core as mx
 
 from .fan_in import FanInTable, fan_in_table
 from .fast_math import sigmoid
 from .ltc_routing import routing_gains
 
-__all__ = ["synapse_sums", "table_if_sparse", "routed_synapses"]
+__all__ = ["SynapseParams", "synapse_sums", "table_if_sparse", "routed_synapses"]
 
 
-def synapse_sums(presynaptic, w_erev, w, mu, sigma, sources):
+class SynapseParams(NamedTuple):
+    """One synapse set of an LTC step (``S`` sources onto ``N`` neurons), in either layout:
+    dense ``(S, N)`` matrices, or ``(N, K)`` fan-in tables (``K`` the largest fan-in; padding
+    slots have weight 0). The weights are constrained (positive) and masked.
+
+    Attributes:
+        w_erev: ``w * erev``, ``(S, N)`` or ``(N, K)``.
+        w: Synapse weights, ``(S, N)`` or ``(N, K)``.
+        mu: Sigmoid midpoints, ``(S, N)`` or ``(N, K)``.
+        sigma: Sigmoid slopes, ``(S, N)`` or ``(N, K)``.
+        sources: ``(N * K,)`` int32 source of every slot, target-major (fan-in layout); None in
+            the dense layout.
+    """
+
+    w_erev: mx.array
+    w: mx.array
+    mu: mx.array
+    sigma: mx.array
+    sources: mx.array | None
+
+
+def synapse_sums(presynaptic, synapses: SynapseParams):
     """Per target: ``sum_i w * sigmoid(sigma * (x_i - mu)) * erev`` and the same without erev.
 
-    ``presynaptic`` is ``(..., S)`` (source potentials or inputs). Dense: the parameters are
-    ``(S, N)`` and ``sources`` None; fan-in table: they are ``(N, K)`` and ``sources`` ``(N*K,)``.
-    Returns two ``(..., N)`` arrays.
+    Args:
+        presynaptic: ``(..., S)`` source potentials or inputs.
+        synapses (SynapseParams): The synapse set, dense or fan-in layout.
+
+    Returns:
+        Two ``(..., N)`` arrays: the sums with and without ``erev``.
     """
-    if sources is None:
-        activation = sigmoid(sigma * (presynaptic[..., :, None] - mu))
+    mu = synapses.mu
+    if synapses.sources is None:
+        activation = sigmoid(synapses.sigma * (presynaptic[..., :, None] - mu))
         axis = -2
     else:
-        gathered = mx.take(presynaptic, sources, axis=-1).reshape(
+        gathered = mx.take(presynaptic, synapses.sources, axis=-1).reshape(
             *presynaptic.shape[:-1], *mu.shape
         )
-        activation = sigmoid(sigma * (gathered - mu))
+        activation = sigmoid(synapses.sigma * (gathered - mu))
         axis = -1
-    return (activation * w_erev).sum(axis=axis), (activation * w).sum(axis=axis)
+    return (activation * synapses.w_erev).sum(axis=axis), (activation * synapses.w).sum(axis=axis)
 
 
 def table_if_sparse(sparse, src, dst, num_sources: int, num_targets: int) -> FanInTable | None:
@@ -48,11 +75,11 @@ def table_if_sparse(sparse, src, dst, num_sources: int, num_targets: int) -> Fan
     return table if sparse or 2 * table.width <= num_sources else None
 
 
-def routed_synapses(v, synapses, plan):
-    """``synapses`` ``(w_erev, w, mu, sigma, sources)`` (fan-in layout) with their weights
-    scaled by routing-by-agreement gains computed from the potentials ``v`` ``(B, N)`` at the
-    step's start (:func:`~ncps_mlx.cells.ltc_routing.routing_gains`)."""
-    w_erev, w, mu, sigma, sources = synapses
-    gathered = mx.take(v, sources, axis=-1).reshape(*v.shape[:-1], *mu.shape)
-    gain = routing_gains(sigmoid(sigma * (gathered - mu)) * w, plan)
-    return w_erev * gain, w * gain, mu, sigma, sources
+def routed_synapses(v, synapses: SynapseParams, plan) -> SynapseParams:
+    """``synapses`` (fan-in layout) with their weights scaled by routing-by-agreement gains
+    ``(B, N, K)`` computed from the potentials ``v`` ``(B, N)`` at the step's start
+    (:func:`~ncps_mlx.cells.ltc_routing.routing_gains`); the weights become ``(B, N, K)``."""
+    mu = synapses.mu
+    gathered = mx.take(v, synapses.sources, axis=-1).reshape(*v.shape[:-1], *mu.shape)
+    gain = routing_gains(sigmoid(synapses.sigma * (gathered - mu)) * synapses.w, plan)
+    return synapses._replace(w_erev=synapses.w_erev * gain, w=synapses.w * gain)

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from .common import Prepared, in_out
+from .common import DenseParams, Prepared, in_out
 from .ctrnn import DenseWiredCell, masked_weight, wiring_masks
 from .fast_math import tanh
-from .lstm import LSTMCell
+from .lstm import LSTMCell, LSTMParams
 from .ode_solvers import integrate
 
-__all__ = ["ODELSTMCell"]
+__all__ = ["ODELSTMCell", "ODELSTMParams"]
+
+
+class ODELSTMParams(NamedTuple):
+    """Per-call constants of an :class:`ODELSTMCell` step (``N`` neurons).
+
+    Attributes:
+        lstm: The LSTM update's :class:`~ncps_mlx.cells.lstm.LSTMParams`, its ``(N, 4N)``
+            recurrent weight masked by the wiring.
+        ode_hidden: ``f_node.0``, the ODE's hidden layer ``W_1``, ``b_1``: ``(N, N)``
+            (``(in, out)``, masked) and ``(N,)``.
+        ode_output: ``f_node.1``, the ODE's output layer ``W_2``, ``b_2``: same shapes.
+    """
+
+    lstm: LSTMParams
+    ode_hidden: DenseParams
+    ode_output: DenseParams
 
 
 class ODELSTMCell(DenseWiredCell, nn.Module):
@@ -74,27 +92,27 @@ class ODELSTMCell(DenseWiredCell, nn.Module):
         self._sparsity_mask = mx.array(recurrent)
 
     def prepare(self, x: mx.array) -> Prepared:
-        """LSTM input term of all steps: ``x`` ``(T, B, F)`` -> ``((T, B, 4N),)``; constants
-        ``(W_h, (W_1, b_1, W_2, b_2))``."""
+        """LSTM input term of all steps: ``x`` ``(T, B, F)`` -> ``((T, B, 4N),)``; the step's
+        :class:`ODELSTMParams`."""
         w_x = masked_weight(self.lstm.input_map, self._gates_sensory_sparsity_mask)
         projected = mx.addmm(self.lstm.input_map.bias, x, w_x.T)
         w_h = in_out(masked_weight(self.lstm.recurrent_map, self._gates_sparsity_mask))
-        node = tuple(
-            p
+        hidden, output = (
+            DenseParams(in_out(masked_weight(layer, self._sparsity_mask)), layer.bias)
             for layer in self.f_node
-            for p in (in_out(masked_weight(layer, self._sparsity_mask)), layer.bias)
         )
-        return Prepared((projected,), (w_h, node))
+        return Prepared((projected,), ODELSTMParams(LSTMParams(w_h), hidden, output))
 
-    def step(self, inputs_t, params, state, ts=1.0):
-        """LSTM update, then the ODE over ``ts`` (float or ``(B, 1)``); ``state`` ``(B, 2N)``.
-        Returns ``(motor outputs, state_new)``."""
-        w_h, (w_1, b_1, w_2, b_2) = params
+    def step(self, inputs_t, params: ODELSTMParams, state, timespans=1.0):
+        """LSTM update, then the ODE over ``timespans`` (float or ``(B, 1)``); ``state``
+        ``(B, 2N)``. Returns ``(motor outputs, state_new)``."""
+        hidden, output = params.ode_hidden, params.ode_output
         h, c = mx.split(state, 2, axis=-1)
-        _, (h, c) = LSTMCell.step(inputs_t, (w_h,), (h, c))
+        _, (h, c) = LSTMCell.step(inputs_t, params.lstm, (h, c))
 
         def slope(y):
-            return mx.addmm(b_2, tanh(mx.addmm(b_1, y, w_1)), w_2)
+            activity = tanh(mx.addmm(hidden.bias, y, hidden.weight))
+            return mx.addmm(output.bias, activity, output.weight)
 
-        h = integrate(slope, h, ts, self.ode_unfolds, self.solver)
+        h = integrate(slope, h, timespans, self.ode_unfolds, self.solver)
         return h[..., : self.motor_size], mx.concatenate([h, c], axis=-1)

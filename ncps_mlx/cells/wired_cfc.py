@@ -2,15 +2,45 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
 from ..wirings import Wiring
-from .cfc import CfCCell
-from .common import Prepared, WiredCell
+from .cfc import CfCCell, CfCParams
+from .common import DenseParams, Prepared, WiredCell, in_out, resolve_timespans
 
-__all__ = ["WiredCfCCell"]
+__all__ = ["WiredCfCCell", "WiredCfCParams", "WiredCfCLayerParams"]
+
+
+class WiredCfCLayerParams(NamedTuple):
+    """Per-call constants of one layer ``l`` of a :class:`WiredCfCCell` (``N_l`` neurons).
+
+    Attributes:
+        input_map: Maps the previous layer's new state into this layer's heads at every step:
+            ``(N_{l-1}, K * N_l)`` weight (masked by the wiring) and ``(K * N_l,)`` bias, with
+            ``K`` heads (4, or 1 in mode ``"pure"``). None for layer 0, whose input map
+            ``prepare`` applies to the sensory inputs of all steps at once.
+        cell: The layer's backbone-free :class:`~ncps_mlx.cells.cfc.CfCParams`.
+        timespan_scale: ``(N_l,)`` factor on the elapsed time of each neuron, the reciprocal
+            of its wiring time scale; None when all time scales are 1.
+    """
+
+    input_map: DenseParams | None
+    cell: CfCParams
+    timespan_scale: mx.array | None
+
+
+class WiredCfCParams(NamedTuple):
+    """Per-call constants of a :class:`WiredCfCCell` step.
+
+    Attributes:
+        layers: One :class:`WiredCfCLayerParams` per wiring layer, in layer order.
+    """
+
+    layers: tuple[WiredCfCLayerParams, ...]
 
 
 class WiredCfCCell(WiredCell, nn.Module):
@@ -97,25 +127,29 @@ class WiredCfCCell(WiredCell, nn.Module):
         return [getattr(self, f"layer_{i}") for i in range(len(self.layer_sizes))]
 
     def prepare(self, x: mx.array) -> Prepared:
-        """Layer 0's input projection for all steps; every layer's constants."""
+        """``x`` ``(T, B, F)`` -> layer 0's input projection ``((T, B, K * N_0),)`` and the
+        step's :class:`WiredCfCParams`."""
         first = self.layers[0].prepare(x)
-        later = tuple(layer.step_params(input_per_step=True) for layer in self.layers[1:])
-        params = (first.params, *later)
-        return Prepared(first.inputs, params)
+        layers = [WiredCfCLayerParams(None, first.params, self._slowdowns[0])]
+        for layer, slowdown in zip(self.layers[1:], self._slowdowns[1:], strict=True):
+            input_weight, input_bias, params = layer.split_params()
+            input_map = DenseParams(in_out(input_weight), input_bias)
+            layers.append(WiredCfCLayerParams(input_map, params, slowdown))
+        return Prepared(first.inputs, WiredCfCParams(tuple(layers)))
 
-    def step(self, inputs_t, params, h, ts=1.0):
-        """One step of every layer in order; ``h`` ``(B, N)`` in layer order."""
+    def step(self, inputs_t, params: WiredCfCParams, h, timespans=1.0):
+        """One step of every layer in order on ``h`` ``(B, N)`` (layer order), elapsed time
+        ``timespans`` (float or ``(B, 1)``); returns ``(motor outputs (B, M), h_new (B, N))``."""
         states = mx.split(h, self._split_points, axis=-1)
         projected = inputs_t[0]
         new_states = []
-        for index, (layer, layer_params, state, slowdown) in enumerate(
-            zip(self.layers, params, states, self._slowdowns, strict=True)
-        ):
-            if index:
-                w_x, b_x = layer_params[0], layer_params[1]
-                projected = mx.addmm(b_x, new_states[-1], w_x)
-            layer_ts = ts if slowdown is None else ts * slowdown
-            new_states.append(layer.advance(projected, layer_params, state, layer_ts))
+        for layer, layer_params, state in zip(self.layers, params.layers, states, strict=True):
+            if layer_params.input_map is not None:
+                input_map = layer_params.input_map
+                projected = mx.addmm(input_map.bias, new_states[-1], input_map.weight)
+            scale = layer_params.timespan_scale
+            layer_timespans = timespans if scale is None else timespans * scale
+            new_states.append(layer.advance(projected, layer_params.cell, state, layer_timespans))
         h = mx.concatenate(new_states, axis=-1)
         return h[..., self._motor], h
 
@@ -123,10 +157,16 @@ class WiredCfCCell(WiredCell, nn.Module):
         """The step output a state stands for: its motor neurons."""
         return h[..., self._motor]
 
-    def __call__(self, x: mx.array, h: mx.array, ts=1.0):
-        """One step on ``x`` ``(B, F)``: returns ``(output (B, M), h_new (B, N))``."""
+    def __call__(self, x: mx.array, h: mx.array, timespans=None, *, ts=None):
+        """One step on ``x`` ``(B, F)``: returns ``(output (B, M), h_new (B, N))``.
+
+        ``timespans`` (float or ``(B, 1)``, default 1.0) is the elapsed time (ncps's name here);
+        ``ts``, :class:`~ncps_mlx.cells.CfCCell`'s name for it, is accepted too (TypeError if
+        both are given).
+        """
+        timespans = resolve_timespans(timespans, "ts", ts)
         prepared = self.prepare(x[None])
-        return self.step(tuple(a[0] for a in prepared.inputs), prepared.params, h, ts)
+        return self.step(tuple(a[0] for a in prepared.inputs), prepared.params, h, timespans)
 
     def _extra_repr(self) -> str:
         return (

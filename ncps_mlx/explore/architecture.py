@@ -168,7 +168,8 @@ class Architecture:
         return options
 
     def build(self, embed_size: int):
-        """The :class:`~ncps_mlx.hybrid.HybridModel` ``(B, T, embed_size) -> (B, T, H)``."""
+        """The :class:`~ncps_mlx.hybrid.HybridModel`: ``model(x, cache=None) -> (y, cache)``
+        with ``x`` ``(B, T, embed_size)`` and ``y`` ``(B, T, H)``."""
         return HybridBuilder.build(
             list(self.pattern),
             embed_size,
@@ -178,7 +179,9 @@ class Architecture:
         )
 
     def param_count(self, embed_size: int) -> int:
-        """Exact parameter count of :meth:`build` (nothing is built)."""
+        """Exact parameter count of :meth:`build`: the model is constructed as :meth:`build`
+        does, without evaluating its weights (see
+        :meth:`~ncps_mlx.hybrid.HybridBuilder.param_count`), and raises the same errors."""
         return HybridBuilder.param_count(
             list(self.pattern),
             embed_size,

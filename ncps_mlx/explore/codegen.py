@@ -222,7 +222,7 @@ def export_module(
         num_classes: If given, ``build_model()`` returns a
             :class:`~ncps_mlx.explore.tasks.HybridClassifier` with this many classes
             (``(B, T, E)`` to logits ``(B, C)``); otherwise the
-            :class:`~ncps_mlx.hybrid.HybridModel` ``(B, T, E) -> (B, T, H)``.
+            :class:`~ncps_mlx.hybrid.HybridModel`, ``(B, T, E)`` to ``((B, T, H), cache)``.
 
     Returns:
         Python source that passes ``ruff check`` at line length 100.
@@ -244,7 +244,8 @@ def export_module(
     build = _Call(f"{imports.add('ncps_mlx.hybrid', 'HybridBuilder')}.build", tuple(arguments))
     shape = f"(B, T, {embed_size})"
     if num_classes is None:
-        returns = f"The HybridModel ``{shape} -> (B, T, {canonical['hidden_size']})``."
+        outputs = f"(B, T, {canonical['hidden_size']})"
+        returns = f"The HybridModel ``{shape} -> ({outputs}, cache)``."
         body, constants = f"    return {_source(build, 11, 4)}", ""
     else:
         num_classes = check_int(num_classes, "num_classes", minimum=2)

@@ -46,8 +46,8 @@ class HybridClassifier(nn.Module):
 
     Args:
         body (nn.Module): A :class:`~ncps_mlx.hybrid.HybridModel` (or any module with a
-            ``hidden_size`` mapping ``(B, T, E)`` to ``(B, T, H)``), e.g.
-            ``architecture.build(E)``.
+            ``hidden_size`` whose call maps ``(B, T, E)`` to ``((B, T, H), state)``, the state
+            contract of :mod:`ncps_mlx.streaming`), e.g. ``architecture.build(E)``.
         num_classes (int): Number of classes ``C``.
 
     Call: ``classifier(x)`` with ``x`` ``(B, T, E)`` returns logits ``(B, C)``. Parameters are
@@ -69,7 +69,8 @@ class HybridClassifier(nn.Module):
         return cls(architecture.build(input_size), num_classes)
 
     def __call__(self, x: mx.array) -> mx.array:
-        return self.head(self.body(x)[:, -1])
+        outputs, _ = self.body(x)
+        return self.head(outputs[:, -1])
 
 
 def parameter_count(model: nn.Module) -> int:

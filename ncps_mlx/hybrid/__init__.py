@@ -1,8 +1,11 @@
-"""Hybrid sequence layers whose projections are masked by wirings.
+"""Hybrid sequence layers whose projections are masked by wirings, and models built from them.
 
-Every layer maps ``(B, T, D) -> (B, T, D)`` causally and offers ``__call__(x, cache=None) ->
-(y, cache)`` for whole sequences (continuing from a cache), ``step(x_t, cache) -> (y_t, cache)``
-for streaming, and ``make_cache(batch)``.
+``layers/``: every layer maps ``(B, T, D) -> (B, T, D)`` causally and follows the state contract
+of :mod:`ncps_mlx.streaming`: ``__call__(x, cache=None) -> (y, cache)`` for whole sequences
+(continuing from a cache), ``step(x_t, cache) -> (y_t, cache)`` for one token, and
+``make_cache(batch, dtype)``. ``models/``: :class:`HybridModel` (the same contract) and the
+:class:`HybridBuilder` that stacks layers from a pattern, :class:`ConvTransformerEncoder` and
+:class:`LiquidSeq2Seq`.
 """
 
 from .layers.conv import CausalConvBlock

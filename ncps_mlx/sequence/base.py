@@ -27,7 +27,11 @@ __all__ = ["LiquidSequence"]
 
 
 class LiquidSequence(nn.Module):
-    """Runs a cell over a sequence; base class of :class:`LTC` and :class:`CfC`.
+    """Runs a cell over a sequence; base class of :class:`~ncps_mlx.sequence.ltc.LTC`,
+    :class:`~ncps_mlx.sequence.cfc.CfC` and the continuous-time baselines.
+
+    The call follows the state contract of everything stateful (:mod:`ncps_mlx.streaming`):
+    ``model(x, hx) -> (outputs, hx)``, with :meth:`make_cache` giving the initial state.
 
     Subclasses set ``rnn_cell`` (an object with ``prepare``/``step``), ``state_size``,
     optionally ``lstm`` (mixed memory) and implement :meth:`readout`.
@@ -130,7 +134,7 @@ class LiquidSequence(nn.Module):
         x = self._time_major(x, batched)  # (T, B, F)
         steps, batch = x.shape[0], x.shape[1]
         step_mask = self._mask(mask, steps, batch, batched)
-        ts = self._timespans(timespans, steps, batch, batched, step_mask, dtype)
+        timespans = self._timespans(timespans, steps, batch, batched, step_mask, dtype)
         h, c = self._initial_state(hx, batch, batched, dtype)
         if step_mask is not None:
             # Padded steps are computed and discarded: keep their values finite for gradients.
@@ -139,7 +143,7 @@ class LiquidSequence(nn.Module):
             self._check_finite_inputs(x, h, c, batched)
 
         prepared = self.rnn_cell.prepare(x)
-        memory = self.lstm.prepare(x) if self.use_mixed else Prepared((), ())
+        memory = self.lstm.prepare(x) if self.use_mixed else Prepared((), None)
         step = self._step_function()
         outputs, y = [], 0.0 if step_mask is None else self.rnn_cell.output_of_state(h)
         for t in range(steps):
@@ -150,7 +154,7 @@ class LiquidSequence(nn.Module):
                 memory.params,
                 h,
                 c,
-                ts[t] if isinstance(ts, mx.array) else ts,
+                timespans[t] if isinstance(timespans, mx.array) else timespans,
                 None if step_mask is None else step_mask[t],
                 y,
             )
@@ -160,12 +164,21 @@ class LiquidSequence(nn.Module):
         readout, state = self._restore_layout(readout, h, c, batched)
         return checks.validate(readout, "outputs"), checks.validate(state, "final hx")
 
-    def _sequence_step(self, inputs_t, params, memory_t, memory_params, h, c, ts, valid, y_prev):
-        """One step of the loop: mixed memory, the cell, and the padding mask."""
+    def _sequence_step(
+        self, inputs_t, params, memory_t, memory_params, h, c, timespans, valid, y_prev
+    ):
+        """One step of the loop: mixed memory, the cell, and the padding mask.
+
+        ``inputs_t``/``params`` are the cell's prepared inputs at this step and its constants
+        (:class:`~ncps_mlx.cells.Prepared`), ``memory_t``/``memory_params`` the mixed-memory
+        LSTM's (empty and None without it); ``h``, ``c`` ``(B, ·)`` the state (``c`` None
+        without mixed memory); ``timespans`` a float or ``(B, 1)``; ``valid`` ``(B, 1)`` bool
+        or None; ``y_prev`` the previous output, repeated at padded steps.
+        """
         h_before, c_before = h, c
         if self.use_mixed:
             _, (h, c) = LSTMCell.step(memory_t, memory_params, (h, c))
-        y, h = self.rnn_cell.step(inputs_t, params, h, ts)
+        y, h = self.rnn_cell.step(inputs_t, params, h, timespans=timespans)
         if valid is not None:
             h = mx.where(valid, h, h_before)
             c = None if c is None else mx.where(valid, c, c_before)
@@ -229,20 +242,20 @@ class LiquidSequence(nn.Module):
         """Validate timespans (at valid steps) and bring them to a float or ``(T, B, 1)``."""
         if timespans is None:
             return 1.0
-        ts = _as_float_array(timespans, "timespans", dtype)
-        if ts.ndim:
-            ts = self._leading_layout(ts, "timespans", steps, batch, batched)
+        spans = _as_float_array(timespans, "timespans", dtype)
+        if spans.ndim:
+            spans = self._leading_layout(spans, "timespans", steps, batch, batched)
             if step_mask is not None:
-                ts = mx.where(step_mask, ts, 1.0)  # padded steps' timespans are ignored
-        finite = bool(mx.all(mx.isfinite(ts)).item())
-        smallest = float(mx.min(ts).item()) if ts.size else 1.0
+                spans = mx.where(step_mask, spans, 1.0)  # padded steps' timespans are ignored
+        finite = bool(mx.all(mx.isfinite(spans)).item())
+        smallest = float(mx.min(spans).item()) if spans.size else 1.0
         bound = "> 0" if self.timespans_must_be_positive else ">= 0"
         if not finite or smallest < 0 or (self.timespans_must_be_positive and smallest == 0):
             raise ValueError(
                 f"timespans must be finite and {bound}; "
                 f"got a value {smallest if finite else 'inf/nan'}"
             )
-        return ts if ts.ndim else float(ts.item())
+        return spans if spans.ndim else float(spans.item())
 
     def _mask(self, mask, steps, batch, batched):
         if mask is None:

@@ -96,11 +96,10 @@ def run_workload(label, name, units, x, reference, repeats, budget_s) -> list[di
     """The forward and train-step rows of one workload; x is ``(B, T, F)`` numpy."""
     import mlx.core as mx
 
-    import ncps_mlx
-    from ncps_mlx import wirings
+    from ncps_mlx import sequence, wirings
     from ncps_mlx.serialization import load_ncps_state_dict
 
-    model = build(ncps_mlx, wirings, name, units)
+    model = build(sequence, wirings, name, units)
     rng = np.random.default_rng(1)
     target = rng.standard_normal((*x.shape[:2], model.output_size)).astype(np.float32)
     ref_times, note, diff = (None, None), "not installed", ""

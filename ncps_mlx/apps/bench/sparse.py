@@ -33,7 +33,7 @@ def ours_pass(units: int, sparse: bool):
     import mlx.core as mx
     import mlx.nn as nn
 
-    from ncps_mlx import LTC
+    from ncps_mlx.sequence import LTC
     from ncps_mlx.wirings import Random
 
     wiring = Random(units, OUTPUTS, sparsity_level=1.0 - FAN_IN / units, random_seed=1)

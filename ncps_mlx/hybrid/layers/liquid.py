@@ -16,22 +16,26 @@ _KINDS = {"cfc": CfC, "ltc": LTC}
 
 
 class LiquidLayer(nn.Module):
-    r"""A liquid network as a sequence layer: ``y = W_out \, \text{cell}(W_in x)``.
+    r"""A liquid network as a sequence layer: ``y = W_out \, \text{rnn}(W_in x)``.
 
     The input projection ``W_in`` (``D -> F``) feeds a :class:`~ncps_mlx.CfC` or
-    :class:`~ncps_mlx.LTC` whose neurons follow ``wiring`` (default ``AutoNCP(units, F)``); its
-    motor neurons are projected back to ``D`` by ``W_out``. The recurrence is inherently
-    sequential: the whole-sequence form computes the state-independent terms for all steps at
-    once and loops over time; :meth:`step` advances one step. The cache is the cell's state
-    (``(B, N)``, or ``(h, c)`` with mixed memory).
+    :class:`~ncps_mlx.LTC` (the attribute ``rnn``) whose neurons follow ``wiring`` (default
+    ``AutoNCP(units, F)``); its motor neurons are projected back to ``D`` by ``W_out``. The
+    recurrence is inherently sequential: the whole-sequence form computes the state-independent
+    terms for all steps at once and loops over time; :meth:`step` advances one step.
+
+    Call: ``layer(x, cache=None) -> (y, cache)``, the state contract of :mod:`ncps_mlx.streaming`:
+    ``x`` and ``y`` are ``(B, T, D)``; the cache is the liquid network's state ``hx`` (``(B, N)``,
+    or ``(h, c)`` with mixed memory; None: :meth:`make_cache`).
 
     Args:
         d_model (int): Model width ``D``.
         kind (str): ``"cfc"`` or ``"ltc"``.
         units (int): Neurons when no wiring is given (an ``AutoNCP`` with ``features`` motors).
-        features (int): Width ``F`` of the cell's input (and of its output, for the default
-            wiring); default ``min(D, 16)``.
-        wiring (Wiring, optional): The cell's wiring; its input size must be ``features``.
+        features (int): Width ``F`` of the liquid network's input (and of its output, for the
+            default wiring); default ``min(D, 16)``.
+        wiring (Wiring, optional): The liquid network's wiring; its input size must be
+            ``features``.
         **cell_options: Passed to ``CfC``/``LTC`` (e.g. ``mode``, ``ode_unfolds``).
     """
 
@@ -50,17 +54,17 @@ class LiquidLayer(nn.Module):
             raise TypeError(f"wiring must be a Wiring, got {type(wiring).__name__}")
         self.kind = kind
         self.input_projection = WiredLinear(self.d_model, features)
-        self.cell = _KINDS[kind](features, wiring, **cell_options)
-        self.output_projection = WiredLinear(self.cell.output_size, self.d_model)
+        self.rnn = _KINDS[kind](features, wiring, **cell_options)
+        self.output_projection = WiredLinear(self.rnn.output_size, self.d_model)
 
     def make_cache(self, batch: int, dtype=mx.float32):
-        """The zero state of ``batch`` sequences."""
-        zeros = mx.zeros((batch, self.cell.state_size), dtype)
-        return (zeros, zeros) if self.cell.use_mixed else zeros
+        """The zero state of ``batch`` sequences: ``(batch, N)``, or ``(h, c)`` with mixed
+        memory, in ``dtype``."""
+        return self.rnn.make_cache(batch, dtype)
 
     def __call__(self, x: mx.array, cache=None):
-        """``x`` ``(B, T, D)`` -> ``(y (B, T, D), cache)``; ``cache`` continues a sequence."""
-        outputs, state = self.cell(self.input_projection(x), hx=cache)
+        """``x`` ``(B, T, D)`` continuing ``cache`` -> ``(y (B, T, D), cache)``."""
+        outputs, state = self.rnn(self.input_projection(x), hx=cache)
         return self.output_projection(outputs), state
 
     def step(self, x_t: mx.array, cache):

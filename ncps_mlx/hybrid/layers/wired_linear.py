@@ -37,10 +37,19 @@ def wiring_mask(wiring: Wiring, in_features: int, out_features: int) -> np.ndarr
         return mask
     src, dst, _ = wiring.synapses()
     n = wiring.units
-    rows = np.arange(in_features) * n // in_features  # the neuron each input stands for
-    columns = np.arange(out_features) * n // out_features
-    wanted = columns[:, None] + rows[None, :] * n  # synapse key rows[i] -> columns[o]
-    mask = np.isin(wanted, src.astype(np.int64) * n + dst).astype(np.float32)
+    # The neuron each input (row) and each output (column) stands for, and the distinct ones.
+    inputs = np.arange(in_features) * n // in_features
+    outputs = np.arange(out_features) * n // out_features
+    sources, source_of_input = np.unique(inputs, return_inverse=True)
+    targets, target_of_output = np.unique(outputs, return_inverse=True)
+    # The adjacency restricted to those neurons (at most the mask's size, never N x N) ...
+    source_slot, target_slot = np.full(n, -1), np.full(n, -1)
+    source_slot[sources], target_slot[targets] = np.arange(sources.size), np.arange(targets.size)
+    kept = (source_slot[src] >= 0) & (target_slot[dst] >= 0)
+    compact = np.zeros((targets.size, sources.size), np.float32)
+    compact[target_slot[dst[kept]], source_slot[src[kept]]] = 1.0
+    # ... spread over the projection: mask[o, i] = |A[source of i, target of o]|.
+    mask = compact[target_of_output][:, source_of_input]
     if not mask.any():
         raise ValueError(
             "the wiring has no synapses to map onto the projection (NCP-style wirings draw "

@@ -11,6 +11,15 @@ from mlx.utils import tree_flatten
 
 from ..._validation import check_int
 from ...wirings import Wiring
+from ..layers.conv import CausalConvBlock
+from ..layers.conv_attention import ConvAttentionFusion
+from ..layers.ffn import FeedForward
+from ..layers.gla import GatedLinearAttention
+from ..layers.kan import KANLayer
+from ..layers.liquid import LiquidLayer
+from ..layers.rwkv import RWKVBlock
+from ..layers.self_attention import CausalSelfAttention
+from ..layers.ssm import MambaBlock
 from .hybrid_model import HybridModel
 
 __all__ = ["HybridBuilder", "LayerType"]
@@ -20,17 +29,21 @@ __all__ = ["HybridBuilder", "LayerType"]
 class LayerType:
     """A registered layer: ``factory(d_model, wiring=..., **kwargs)`` builds it.
 
+    The factory is the one description of the layer: :meth:`HybridBuilder.build` calls it, and
+    :meth:`HybridBuilder.param_count` calls it too and sums the shapes of the parameters it
+    makes (MLX arrays are lazy, so no weight is materialised), so a registered layer needs no
+    separate parameter-count formula.
+
     Attributes:
         name: Pattern name (``"mamba"``).
         code: One-letter code for diagrams (``"M"``).
         factory: The layer class or a function returning a module with ``__call__(x, cache)
-            -> (y, cache)``, ``step(x_t, cache) -> (y_t, cache)`` and ``make_cache(batch)``.
+            -> (y, cache)``, ``step(x_t, cache) -> (y_t, cache)`` and ``make_cache(batch)``. It
+            validates its arguments (raising ``ValueError``/``TypeError``) and should leave its
+            parameters unevaluated, so that counting them stays cheap.
         options: Builder option -> constructor keyword (``{"mamba_state_size": "state_size"}``).
         cell_wiring: True if the layer's ``wiring`` is the wiring of a liquid cell rather than a
             mask for projections: such layers take a wiring only from a dict by layer name.
-        count: ``count(d_model, wiring=..., **kwargs)``, the layer's exact parameter count
-            without building it (None: :meth:`HybridBuilder.param_count` counts the shapes of a
-            lazily constructed layer, which materialises no weights).
     """
 
     name: str
@@ -38,7 +51,6 @@ class LayerType:
     factory: Callable
     options: dict
     cell_wiring: bool = False
-    count: Callable | None = None
 
 
 class HybridBuilder:
@@ -61,16 +73,29 @@ class HybridBuilder:
     )
 
     @classmethod
-    def register(cls, name, code, factory, options=None, cell_wiring=False, count=None) -> None:
-        """Register a layer type (also for user layers); arguments as in :class:`LayerType`."""
+    def register(cls, name, code, factory, options=None, cell_wiring=False) -> None:
+        """Register a layer type (also for user layers).
+
+        :meth:`build` and :meth:`param_count` both construct the layer with ``factory``, so
+        they accept and reject the same options and always agree on its parameter count.
+
+        Args:
+            name: Pattern name; an identifier. Registering a name again replaces its type.
+            code: One character for :meth:`visualize`, not used by another layer type.
+            factory: ``factory(d_model, wiring=..., **kwargs)`` (see :class:`LayerType`).
+            options: Builder option -> constructor keyword; None for none.
+            cell_wiring: Whether ``wiring`` is the layer's own circuit (see
+                :class:`LayerType`).
+
+        Raises:
+            ValueError: If ``name`` is not an identifier or ``code`` is not one free character.
+        """
         if not name.isidentifier():
             raise ValueError(f"name must be an identifier, got {name!r}")
         taken = {t.code: t.name for t in cls._registry.values() if t.name != name}
         if len(code) != 1 or code in taken:
             raise ValueError(f"code must be one new character, got {code!r} (taken: {taken})")
-        cls._registry[name] = LayerType(
-            name, code, factory, dict(options or {}), cell_wiring, count
-        )
+        cls._registry[name] = LayerType(name, code, factory, dict(options or {}), cell_wiring)
 
     @classmethod
     def layer_types(cls) -> list[str]:
@@ -118,21 +143,13 @@ class HybridBuilder:
             raise ValueError(f"unknown options {unknown}; valid: {cls.options()}")
 
     @classmethod
-    def build(
-        cls, pattern, embed_size: int, hidden_size: int = 256, seq_len=None, shared=(), **options
-    ):
-        """Build the stack.
+    def _model(cls, pattern, embed_size: int, hidden_size: int, shared, options: dict):
+        """The :class:`HybridModel` of :meth:`build` and :meth:`param_count` (one code path).
 
-        Args:
-            pattern: Layer names, e.g. ``["mamba", "attention", "ffn"]``.
-            embed_size: Input width ``E``.
-            hidden_size: Model width ``H``.
-            seq_len: Unused by the layers (all handle any length); kept for API compatibility.
-            shared: Layer names whose blocks reuse one module each (e.g. ``("attention",)``).
-            **options: Per-layer options (see :meth:`options`) and ``wiring``.
-
-        Raises:
-            ValueError: On unknown layer names or options (the message lists the valid ones).
+        Validates the pattern, sizes and option names, constructs one module per layer (one per
+        name in ``shared``) with its factory, which validates that layer's options, and wraps
+        them with the input projection and the norms. No weight is evaluated: parameters are
+        lazy MLX arrays until used.
         """
         pattern = cls._check_pattern(pattern)
         check_int(embed_size, "embed_size", minimum=1)
@@ -147,6 +164,28 @@ class HybridBuilder:
             shared_index.append(len(layers))
             layers.append(cls._layer(name, hidden_size, options))
         return HybridModel(embed_size, hidden_size, pattern, layers, shared_index)
+
+    @classmethod
+    def build(
+        cls, pattern, embed_size: int, hidden_size: int = 256, seq_len=None, shared=(), **options
+    ):
+        """Build the stack.
+
+        Args:
+            pattern: Layer names, e.g. ``["mamba", "attention", "ffn"]``.
+            embed_size: Input width ``E``.
+            hidden_size: Model width ``H``.
+            seq_len: Unused by the layers (all handle any length); kept for API compatibility.
+            shared: Layer names whose blocks reuse one module each (e.g. ``("attention",)``).
+            **options: Per-layer options (see :meth:`options`) and ``wiring``.
+
+        Raises:
+            ValueError: On unknown layer names or options (the message lists the valid ones),
+                or on option values a layer rejects (e.g. heads that do not divide ``H``).
+            TypeError: On option values of the wrong type, or a ``wiring`` that is not a
+                Wiring or a dict of Wirings.
+        """
+        return cls._model(pattern, embed_size, hidden_size, shared, options)
 
     @classmethod
     def named_pattern(cls, name: str, num_layers: int) -> tuple[list[str], tuple]:
@@ -186,48 +225,36 @@ class HybridBuilder:
     def param_count(
         cls, pattern, embed_size: int, hidden_size: int = 256, shared=(), **options
     ) -> int:
-        """The exact parameter count of ``build(pattern, ...)``, without building it.
+        """The exact parameter count of ``build(pattern, embed_size, hidden_size, ...)``.
 
-        Sums the layers' count formulas (``ncps_mlx.hybrid.param_counts``), the input
-        projection and the norms. A registered layer without a formula is constructed lazily
-        and its parameter shapes summed (MLX arrays are lazy: no weight is materialised).
+        Constructs the model exactly as :meth:`build` does (same validation, layers, sharing,
+        input projection and norms) and sums the sizes of its parameters without evaluating
+        any of them: MLX arrays are lazy, so no weight is materialised (a projection
+        ``wiring``'s masks are, while the layers exist). Side effects are those of
+        :meth:`build`: a liquid layer's wiring is built in place with ``liquid_features`` inputs
+        and the global MLX random state advances.
+
+        Args:
+            pattern: Layer names, as in :meth:`build`.
+            embed_size: Input width ``E``.
+            hidden_size: Model width ``H``.
+            shared: Layer names whose blocks reuse one module each (counted once).
+            **options: Per-layer options and ``wiring``, as in :meth:`build`.
+
+        Returns:
+            ``sum(a.size for _, a in tree_flatten(build(...).parameters()))``.
+
+        Raises:
+            ValueError: Exactly when :meth:`build` raises it, with the same message.
+            TypeError: Exactly when :meth:`build` raises it, with the same message.
         """
-        pattern = cls._check_pattern(pattern)
-        check_int(embed_size, "embed_size", minimum=1)
-        check_int(hidden_size, "hidden_size", minimum=1)
-        cls._check_options(options)
-        total = embed_size * hidden_size + hidden_size + hidden_size * (len(pattern) + 1)
-        seen = set()
-        for name in pattern:
-            if name in shared and name in seen:
-                continue
-            seen.add(name)
-            count = cls._registry[name].count
-            if count is None:
-                layer = cls._layer(name, hidden_size, options)
-                total += sum(array.size for _, array in tree_flatten(layer.parameters()))
-            else:
-                total += count(hidden_size, **cls._arguments(name, options))
-        return total
+        model = cls._model(pattern, embed_size, hidden_size, shared, options)
+        return sum(array.size for _, array in tree_flatten(model.parameters()))
 
 
 def _register_builtin_layers() -> None:
-    from ..layers.conv import CausalConvBlock
-    from ..layers.conv_attention import ConvAttentionFusion
-    from ..layers.ffn import FeedForward
-    from ..layers.gla import GatedLinearAttention
-    from ..layers.kan import KANLayer
-    from ..layers.liquid import LiquidLayer
-    from ..layers.rwkv import RWKVBlock
-    from ..layers.self_attention import CausalSelfAttention
-    from ..layers.ssm import MambaBlock
-    from ..param_counts import LAYER_PARAMETER_COUNTS
 
-    def register(name, code, factory, options, cell_wiring=False):
-        count = LAYER_PARAMETER_COUNTS[name]
-        HybridBuilder.register(name, code, factory, options, cell_wiring, count)
-
-    register(
+    HybridBuilder.register(
         "mamba",
         "M",
         MambaBlock,
@@ -237,7 +264,7 @@ def _register_builtin_layers() -> None:
             "mamba_conv_width": "conv_width",
         },
     )
-    register(
+    HybridBuilder.register(
         "attention",
         "A",
         CausalSelfAttention,
@@ -247,16 +274,16 @@ def _register_builtin_layers() -> None:
             "attention_window_size": "window_size",
         },
     )
-    register(
+    HybridBuilder.register(
         "gla", "G", GatedLinearAttention, {"gla_num_heads": "num_heads", "gla_head_dim": "head_dim"}
     )
-    register("rwkv", "R", RWKVBlock, {"rwkv_head_size": "head_size"})
-    register("ffn", "F", FeedForward, {"ffn_hidden_size": "hidden"})
-    register(
+    HybridBuilder.register("rwkv", "R", RWKVBlock, {"rwkv_head_size": "head_size"})
+    HybridBuilder.register("ffn", "F", FeedForward, {"ffn_hidden_size": "hidden"})
+    HybridBuilder.register(
         "kan", "K", KANLayer, {"kan_grid_size": "grid_size", "kan_spline_order": "spline_order"}
     )
-    register("conv", "C", CausalConvBlock, {"conv_kernel_size": "kernel_size"})
-    register(  # its branches take the conv and attention options
+    HybridBuilder.register("conv", "C", CausalConvBlock, {"conv_kernel_size": "kernel_size"})
+    HybridBuilder.register(  # its branches take the conv and attention options
         "conv_attention",
         "X",
         ConvAttentionFusion,
@@ -269,7 +296,9 @@ def _register_builtin_layers() -> None:
     )
     liquid_options = {"liquid_units": "units", "liquid_features": "features"}
     for name, code in (("cfc", "L"), ("ltc", "T")):
-        register(name, code, partial(LiquidLayer, kind=name), liquid_options, cell_wiring=True)
+        HybridBuilder.register(
+            name, code, partial(LiquidLayer, kind=name), liquid_options, cell_wiring=True
+        )
 
 
 _register_builtin_layers()

@@ -63,7 +63,7 @@ class ConvTransformerEncoder(nn.Module):
     :math:`s_t = w^\top h_t`.
 
     Every layer is causal, so the encoder is too: step ``t`` sees steps ``<= t`` only (the
-    global branch attends to the prefix). This is what lets ``encoder.body.stream`` /
+    global branch attends to the prefix). This is what lets ``encoder.body(chunk, cache)`` /
     ``encoder.body.step`` (a :class:`~ncps_mlx.hybrid.HybridModel`) encode a stream chunk by
     chunk, and what makes right padding harmless: the valid steps of a padded batch have the
     outputs of the unpadded sequences, and their pooled embeddings are equal.
@@ -164,7 +164,7 @@ class ConvTransformerEncoder(nn.Module):
             ValueError: If ``x`` is not ``(B, T, input_size)`` or ``mask`` not ``(B, T)``.
         """
         mask = self._check_inputs(x, mask)
-        sequence = self.body(x)
+        sequence, _ = self.body(x)
         return (sequence, self.pool(sequence, mask)) if return_pooled else sequence
 
     def __call__(self, x: mx.array, mask=None, return_pooled: bool = True):

@@ -23,10 +23,20 @@ def make_cache(layer, batch: int, dtype=mx.float32):
 class HybridModel(nn.Module):
     """Input projection, pre-norm residual blocks, final norm: ``(B, T, E) -> (B, T, H)``.
 
-    Block ``i`` computes ``h = h + layer_i(RMSNorm(h))``. ``__call__(x)`` runs whole
-    sequences; :meth:`stream` continues from a cache (any chunk length) and :meth:`step` runs
-    one token; both equal the whole-sequence call. Layers listed in ``shared`` reuse one
+    Block ``i`` computes ``h = h + layer_i(RMSNorm(h))``. Layers listed in ``shared`` reuse one
     module (its parameters are counted once).
+
+    Call: ``model(x, cache=None) -> (y, cache)``, the state contract of every stateful module
+    of the library (see :mod:`ncps_mlx.streaming`):
+
+    * ``x``: ``(B, T, E)``, cast to the dtype the model computes in.
+    * ``cache``: the state to continue from, a list with one layer cache per block (see
+      :meth:`make_cache`); None starts a new sequence (``model.make_cache(B)``).
+
+    Returns ``(y, cache)``: outputs ``(B, T, H)`` and the cache after the ``T`` steps. Every
+    layer is causal, so a sequence fed in chunks of any length, each continuing the previous
+    chunk's cache, gives the outputs of one call on the whole sequence; :meth:`step` runs one
+    token.
     """
 
     def __init__(
@@ -41,8 +51,24 @@ class HybridModel(nn.Module):
         self._layer_of_block = list(shared_index)  # block i uses self.layers[index]
         self.final_norm = nn.RMSNorm(hidden_size)
 
-    def make_cache(self, batch: int, dtype=mx.float32) -> list:
-        """One cache per block (shared modules keep separate caches per use), in ``dtype``."""
+    def _compute_dtype(self) -> mx.Dtype:
+        """The dtype the model computes in: its input projection's (quantized: its scales')."""
+        if "scales" in self.input_projection:
+            return self.input_projection.scales.dtype
+        return self.input_projection.weight.dtype
+
+    def make_cache(self, batch: int, dtype: mx.Dtype | None = None) -> list:
+        """The state ``batch`` new sequences start from, what ``cache=None`` stands for.
+
+        Args:
+            batch (int): Number of sequences ``B``.
+            dtype (mx.Dtype, optional): Dtype of the caches' arrays. Default: the dtype the
+                model computes in.
+
+        Returns:
+            list: One cache per block (shared modules keep separate caches per use).
+        """
+        dtype = self._compute_dtype() if dtype is None else dtype
         return [make_cache(self.layers[i], batch, dtype) for i in self._layer_of_block]
 
     def astype(self, dtype) -> HybridModel:
@@ -50,11 +76,10 @@ class HybridModel(nn.Module):
         :func:`ncps_mlx.quantization.astype`); the model then computes in it."""
         return astype(self, dtype)
 
-    def stream(self, x: mx.array, cache: list | None = None):
-        """``x`` ``(B, T, E)`` continuing ``cache`` -> ``(y (B, T, H), cache)``."""
-        dtype = self.input_projection.weight.dtype
-        if "scales" in self.input_projection:  # quantized: compute in the scales' dtype
-            dtype = self.input_projection.scales.dtype
+    def __call__(self, x: mx.array, cache: list | None = None) -> tuple[mx.array, list]:
+        """``x`` ``(B, T, E)`` continuing ``cache`` -> ``(y (B, T, H), cache)`` (see the class
+        docstring)."""
+        dtype = self._compute_dtype()
         cache = self.make_cache(x.shape[0], dtype) if cache is None else cache
         h = self.input_projection(checks.validate(x, "x").astype(dtype))
         new_cache = []
@@ -64,10 +89,7 @@ class HybridModel(nn.Module):
             new_cache.append(layer_cache)
         return checks.validate(self.final_norm(h), "outputs"), new_cache
 
-    def __call__(self, x: mx.array) -> mx.array:
-        return self.stream(x)[0]
-
-    def step(self, x_t: mx.array, cache: list | None = None):
-        """One token ``x_t`` ``(B, E)`` -> ``(y_t (B, H), cache)``."""
-        y, cache = self.stream(x_t[:, None, :], cache)
+    def step(self, x_t: mx.array, cache: list | None = None) -> tuple[mx.array, list]:
+        """One token: ``x_t`` ``(B, E)`` continuing ``cache`` -> ``(y_t (B, H), cache)``."""
+        y, cache = self(x_t[:, None, :], cache)
         return y[:, 0], cache
