@@ -38,6 +38,7 @@ RANKS = {
     "viz": 0,
     "wirings": 1,  # the connectome: numpy + networkx, never MLX
     "cells": 2,  # one-step MLX cells driven by a wiring
+    "kernels": 2,  # fused GPU kernels of whole sequences of a cell
     "sequence": 3,  # the time loop around a cell, model files
     "hybrid": 4,  # wiring-masked sequence layers and the models built from them
     "training": 5,

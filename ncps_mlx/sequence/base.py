@@ -15,7 +15,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from .. import checks
+from .. import checks, kernels
 from .._dtypes import astype
 from .._validation import check_int
 from ..cells import LSTMCell, Prepared
@@ -74,9 +74,17 @@ class LiquidSequence(nn.Module):
             files.register(cls)
 
     def __init__(
-        self, input_size: int, return_sequences: bool, batch_first: bool, mixed_memory: bool
+        self,
+        input_size: int,
+        return_sequences: bool,
+        batch_first: bool,
+        mixed_memory: bool,
+        kernel: str | None = None,
     ):
         super().__init__()
+        #: ``"auto"``, ``"fused"``, ``"reference"`` or None (the global default); see
+        #: :mod:`ncps_mlx.kernels`.
+        self.kernel = kernels.check_kernel(kernel)
         self.input_size = check_int(input_size, "input_size", minimum=1)
         self.return_sequences = bool(return_sequences)
         self.batch_first = bool(batch_first)
@@ -143,10 +151,22 @@ class LiquidSequence(nn.Module):
             self._check_finite_inputs(x, h, c, batched)
 
         prepared = self.rnn_cell.prepare(x)
+        states = kernels.fused_states(self, prepared, h, timespans, step_mask)
+        if states is not None:  # one kernel launch ran every step; outputs are the states
+            outputs, h = (states if self.return_sequences else states[-1:]), states[-1]
+        else:
+            outputs, h, c = self._loop(x, prepared, h, c, timespans, step_mask)
+        readout, state = self._restore_layout(self.readout(outputs), h, c, batched)
+        return checks.validate(readout, "outputs"), checks.validate(state, "final hx")
+
+    def _loop(self, x, prepared, h, c, timespans, step_mask):
+        """The reference path: one (compiled) step per time step. Returns the outputs
+        ``(T, B, ·)`` (``(1, B, ·)``, the last, unless ``return_sequences``) and the final
+        ``h``, ``c``."""
         memory = self.lstm.prepare(x) if self.use_mixed else Prepared((), None)
         step = self._step_function()
         outputs, y = [], 0.0 if step_mask is None else self.rnn_cell.output_of_state(h)
-        for t in range(steps):
+        for t in range(x.shape[0]):
             y, h, c = step(
                 tuple(a[t] for a in prepared.inputs),
                 prepared.params,
@@ -160,9 +180,7 @@ class LiquidSequence(nn.Module):
             )
             if self.return_sequences:
                 outputs.append(y)
-        readout = self.readout(mx.stack(outputs) if self.return_sequences else y[None])
-        readout, state = self._restore_layout(readout, h, c, batched)
-        return checks.validate(readout, "outputs"), checks.validate(state, "final hx")
+        return (mx.stack(outputs) if self.return_sequences else y[None]), h, c
 
     def _sequence_step(
         self, inputs_t, params, memory_t, memory_params, h, c, timespans, valid, y_prev

@@ -27,6 +27,9 @@ class CfC(LiquidSequence):
         activation (str): Backbone activation (dense mode only).
         backbone_units, backbone_layers, backbone_dropout: Backbone shape (dense mode only;
             defaults 128, 1, 0.0). Passing them with a wiring is an error, as in ncps.
+        kernel (str, optional): ``"auto"``, ``"fused"`` or ``"reference"``: whether the whole
+            sequence runs in one fused GPU kernel (see :mod:`ncps_mlx.kernels`); None (the
+            default) follows :func:`ncps_mlx.kernels.set_default_kernel` (``"auto"``).
     """
 
     def __init__(
@@ -42,8 +45,9 @@ class CfC(LiquidSequence):
         backbone_units: int | None = None,
         backbone_layers: int | None = None,
         backbone_dropout: float | None = None,
+        kernel: str | None = None,
     ):
-        super().__init__(input_size, return_sequences, batch_first, mixed_memory)
+        super().__init__(input_size, return_sequences, batch_first, mixed_memory, kernel)
         self._keep_config(locals())
         if isinstance(units, Wiring):
             for name, value in (

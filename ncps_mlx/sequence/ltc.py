@@ -30,6 +30,9 @@ class LTC(LiquidSequence):
         fast_weights (bool, optional): Hebbian fast weights (ours); with them the state ``hx``
             holds the neurons' potentials followed by one trace per fast synapse.
         routing (bool, optional): Routing by agreement for capsule wirings (ours).
+        kernel (str, optional): ``"auto"``, ``"fused"`` or ``"reference"`` (see
+            :mod:`ncps_mlx.kernels`); the LTC has no fused kernel yet, so ``"auto"`` and None
+            run the reference loop and ``"fused"`` raises ``ValueError``.
     """
 
     timespans_must_be_positive = True
@@ -50,8 +53,9 @@ class LTC(LiquidSequence):
         fast_weights: bool | None = None,
         routing: bool | None = None,
         solver: str = "semi_implicit",
+        kernel: str | None = None,
     ):
-        super().__init__(input_size, return_sequences, batch_first, mixed_memory)
+        super().__init__(input_size, return_sequences, batch_first, mixed_memory, kernel)
         self._keep_config(locals())
         wiring = wiring_for_units(units, input_size)
         self.rnn_cell = LTCCell(

@@ -1,0 +1,156 @@
+"""GPU backends of the fused kernels: one kernel body, a thin prologue per backend.
+
+A fused kernel is written once, in the C-like subset that Metal Shading Language and CUDA C++
+share, against a handful of macros:
+
+* in the body prologue (it must be in the body: MLX's Metal front end declares the thread
+  position attributes a body mentions): ``THREAD_ID``, ``BLOCK_ID``, ``NUM_THREADS``,
+  ``SHARED`` (the on-chip memory qualifier), ``SHARED_PTR`` (a pointer into it) and
+  ``BARRIER()``;
+* in the header: ``EXP``, ``TANH``, ``ABS``, ``ERF`` and ``DEVICE_FN`` (a helper function's
+  qualifier).
+
+:func:`build` turns the body into an ``mx.fast.metal_kernel`` (Apple GPUs) or an
+``mx.fast.cuda_kernel`` (NVIDIA GPUs). :func:`gpu_backend` says which one the default device
+runs. Metal cannot be compiled on the machines this package is developed on, so every fused
+path checks itself at first use (:class:`SelfCheck`) and falls back to the reference path,
+with one warning, if its kernel fails to build or disagrees with the reference.
+
+``"emulated"`` is a third backend for tests on the CPU: each kernel module has a plain MLX
+function with the kernel's exact inputs and outputs, which runs wherever MLX runs (slowly).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator
+
+import mlx.core as mx
+
+__all__ = ["BACKENDS", "gpu_backend", "build", "emulate", "SelfCheck"]
+
+#: The backends a fused kernel runs on.
+BACKENDS = ("cuda", "metal", "emulated")
+
+_HEADERS = {
+    "cuda": """
+#define DEVICE_FN __device__ inline
+#define EXP(x) expf(x)
+#define TANH(x) tanhf(x)
+#define ABS(x) fabsf(x)
+#define ERF(x) erff(x)
+""",
+    "metal": """
+#define DEVICE_FN inline
+#define EXP(x) metal::exp(x)
+#define TANH(x) metal::precise::tanh(x)
+#define ABS(x) metal::abs(x)
+#define ERF(x) metal::precise::erf(x)
+""",
+}
+
+_BODY_PROLOGUES = {
+    "cuda": """
+#define THREAD_ID ((int)threadIdx.x)
+#define BLOCK_ID ((int)blockIdx.x)
+#define NUM_THREADS ((int)blockDim.x)
+#define SHARED __shared__
+#define SHARED_PTR float*
+#define BARRIER() __syncthreads()
+""",
+    "metal": """
+#define THREAD_ID ((int)thread_position_in_threadgroup.x)
+#define BLOCK_ID ((int)threadgroup_position_in_grid.x)
+#define NUM_THREADS ((int)threads_per_threadgroup.x)
+#define SHARED threadgroup
+#define SHARED_PTR threadgroup float*
+#define BARRIER() threadgroup_barrier(mem_flags::mem_threadgroup)
+""",
+}
+
+_forced_backend: str | None = None
+
+
+def gpu_backend() -> str | None:
+    """The fused-kernel backend of the default device: ``"cuda"``, ``"metal"``, ``"emulated"``
+    (inside :func:`emulate`), or None (the CPU: fused kernels do not run there)."""
+    if _forced_backend is not None:
+        return _forced_backend
+    if mx.default_device().type != mx.gpu:
+        return None
+    if mx.metal.is_available():
+        return "metal"
+    if hasattr(mx, "cuda") and mx.cuda.is_available():
+        return "cuda"
+    return None
+
+
+@contextlib.contextmanager
+def emulate() -> Iterator[None]:
+    """Within this context the fused paths run their plain-MLX emulation of the kernels (for
+    tests on the CPU: the same inputs, outputs and custom gradients as on a GPU)."""
+    global _forced_backend
+    previous, _forced_backend = _forced_backend, "emulated"
+    try:
+        yield
+    finally:
+        _forced_backend = previous
+
+
+def build(backend: str, name: str, inputs: list[str], outputs: list[str], body: str, header=""):
+    """Compile-on-first-call kernel object for ``backend`` (``"cuda"`` or ``"metal"``).
+
+    Args:
+        backend: ``"cuda"`` or ``"metal"``.
+        name: Kernel name (a C identifier).
+        inputs: Names of the input arrays, in call order.
+        outputs: Names of the output arrays.
+        body: The kernel body, written against the macros of this module.
+        header: Helper functions placed before the kernel (after the backend's header).
+    """
+    source = _BODY_PROLOGUES[backend] + body
+    full_header = _HEADERS[backend] + header
+    if backend == "cuda":
+        return mx.fast.cuda_kernel(name, inputs, outputs, source, header=full_header)
+    return mx.fast.metal_kernel(name, inputs, outputs, source, header=full_header)
+
+
+class SelfCheck:
+    """First-use checks of fused configurations: each configuration is built and compared with
+    the reference path once; a failure (a build error or a mismatch) is remembered, warned
+    about once and answered by the reference path from then on.
+
+    Args:
+        what: The kernel's name in warnings (``"CfC"``).
+    """
+
+    def __init__(self, what: str):
+        self.what = what
+        self._verdicts: dict[tuple, str | None] = {}
+
+    def passed(self, key: tuple, backend: str, check: Callable[[], str | None]) -> bool:
+        """True if configuration ``key`` on ``backend`` passed its check (run on first use).
+
+        ``check()`` returns None if the fused path agrees with the reference, else a
+        description of the disagreement; an exception it raises counts as a failure too.
+        """
+        key = (backend, *key)
+        if key not in self._verdicts:
+            try:
+                problem = check()
+            except Exception as error:  # a build or launch error: fall back, never crash
+                problem = f"{type(error).__name__}: {error}"
+            self._verdicts[key] = problem
+            if problem is not None:
+                warnings.warn(
+                    f"ncps_mlx: the fused {self.what} kernel failed its first-use check on "
+                    f"{backend} ({problem}); using the reference path for this configuration",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+        return self._verdicts[key] is None
+
+    def clear(self) -> None:
+        """Forget every verdict (the next use of each configuration checks it again)."""
+        self._verdicts.clear()

@@ -1,0 +1,311 @@
+"""The fused CfC sequence: the whole time loop of a :class:`~ncps_mlx.cells.CfCCell` in one
+kernel launch forward and one backward, with a custom gradient.
+
+:func:`fused_cfc` takes what the reference loop takes (the cell's :class:`~ncps_mlx.cells.Prepared`
+inputs and :class:`~ncps_mlx.cells.cfc.CfCParams`, the initial state, timespans and padding) and
+returns the state after every step. Forward, it runs the kernel of :mod:`.cfc_source`; its
+``vjp`` runs the backward kernel and turns what it writes into the gradients of every input with
+one matrix product per weight. The first use of each configuration on a GPU is checked against
+the reference path (:class:`~.backend.SelfCheck`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import mlx.core as mx
+
+from ..cells.cfc import CfCCell, CfCParams
+from . import cfc_emulation
+from .backend import SelfCheck, build
+from .cfc_source import (
+    ACTIVATION_CODES,
+    BACKWARD_BODY,
+    BACKWARD_INPUTS,
+    BACKWARD_OUTPUTS,
+    FORWARD_BODY,
+    FORWARD_INPUTS,
+    HEADER,
+)
+
+__all__ = ["CfCKernelConfig", "unsupported", "fused_cfc", "CHECK_TOLERANCE"]
+
+MODES = {"default": 0, "no_gate": 1, "pure": 2}
+
+#: On-chip memory a thread block may use (the smallest limit of the two backends: Metal's).
+SHARED_MEMORY_LIMIT = 32 * 1024
+
+#: The inputs of the custom function, in order (``sizes`` is made from the shapes).
+_PRIMALS = FORWARD_INPUTS[:-1]
+
+
+class CfCKernelConfig(NamedTuple):
+    """Compile-time sizes of a fused CfC kernel (see :mod:`.cfc_source`)."""
+
+    hidden: int
+    first: int
+    units: int
+    layers: int
+    heads: int
+    mode: int
+    activation: int
+
+    @classmethod
+    def of(cls, cell: CfCCell) -> CfCKernelConfig:
+        hidden, layers = cell.hidden_size, cell.backbone_layers
+        heads = hidden if cell.mode == "pure" else 4 * hidden
+        units = cell.backbone[0].weight.shape[0] if layers else 1
+        mode, activation = MODES[cell.mode], ACTIVATION_CODES[cell.backbone_activation]
+        return cls(hidden, units if layers else heads, units, layers, heads, mode, activation)
+
+    def template(self) -> list[tuple[str, int]]:
+        zmax = max(self.first, self.units)
+        names = ("H", "D0", "U", "L", "KH", "MODE", "ACT")
+        lu = max(self.layers, 1) * self.units
+        return [*zip(names, self, strict=True), ("ZMAX", zmax), ("LU", lu)]
+
+    def shared_bytes(self) -> int:
+        """On-chip memory of the backward kernel (the larger of the two)."""
+        zmax = max(self.first, self.units)
+        return 4 * (2 * self.hidden + 2 * self.heads + 4 * zmax + max(self.layers, 1) * self.units)
+
+    def threads(self) -> int:
+        """Threads per block: the widest layer, in whole warps, at most 1024."""
+        widest = max(self.first, self.units, self.heads)
+        return min(1024, -(-widest // 32) * 32)
+
+
+def unsupported(cell, training: bool) -> str | None:
+    """Why ``cell`` has no fused kernel in this call, or None if it has one."""
+    if type(cell) is not CfCCell:
+        return f"no fused kernel for {type(cell).__name__} yet (dense CfCCell only)"
+    if training and cell.backbone_dropout > 0.0:
+        return "backbone_dropout in training mode (the fused kernel draws no random numbers)"
+    size = CfCKernelConfig.of(cell).shared_bytes()
+    if size > SHARED_MEMORY_LIMIT:
+        return f"the cell needs {size:,} bytes of on-chip memory (limit {SHARED_MEMORY_LIMIT:,})"
+    return None
+
+
+# ---------------------------------------------------------------------------- launches
+_KERNELS: dict[tuple[str, str], object] = {}
+
+
+def _kernel(backend: str, which: str):
+    if (backend, which) not in _KERNELS:
+        forward = which == "forward"
+        _KERNELS[(backend, which)] = build(
+            backend,
+            f"ncps_cfc_{which}",
+            FORWARD_INPUTS if forward else BACKWARD_INPUTS,
+            ["hs"] if forward else BACKWARD_OUTPUTS,
+            FORWARD_BODY if forward else BACKWARD_BODY,
+            HEADER,
+        )
+    return _KERNELS[(backend, which)]
+
+
+def _launch(backend: str, which: str, cfg: CfCKernelConfig, arrays: dict, shapes: dict) -> dict:
+    steps, batch, _ = arrays["xproj"].shape
+    arrays = dict(arrays, sizes=mx.array([steps, batch], dtype=mx.int32))
+    names = FORWARD_INPUTS if which == "forward" else BACKWARD_INPUTS
+    threads = cfg.threads()
+    outputs = _kernel(backend, which)(
+        inputs=[arrays[name] for name in names],
+        template=cfg.template(),
+        grid=(batch * threads, 1, 1),
+        threadgroup=(threads, 1, 1),
+        output_shapes=list(shapes.values()),
+        output_dtypes=[mx.float32] * len(shapes),
+        init_value=0.0,
+    )
+    return dict(zip(shapes, outputs, strict=True))
+
+
+def _backward_shapes(cfg: CfCKernelConfig, steps: int, batch: int) -> dict:
+    rows, hidden, units = (steps, batch), cfg.hidden, cfg.units
+    backbone = cfg.layers > 0
+    pure = cfg.mode == MODES["pure"]
+    return {
+        "d_first": (*rows, cfg.first),
+        "d_pre": (cfg.layers - 1, *rows, units) if cfg.layers > 1 else (1,),
+        "d_heads": (*rows, cfg.heads) if backbone else (1,),
+        "acts": (cfg.layers, *rows, units) if backbone else (1,),
+        "dh0": (batch, hidden),
+        "dts": (*rows, hidden),
+        "damp": (*rows, hidden) if pure else (1,),
+        "dwtau": (*rows, hidden) if pure else (1,),
+    }
+
+
+def _run_forward(backend: str, cfg: CfCKernelConfig, arrays: dict) -> mx.array:
+    if backend == "emulated":
+        return cfc_emulation.forward(cfg, arrays)
+    steps, batch, _ = arrays["xproj"].shape
+    return _launch(backend, "forward", cfg, arrays, {"hs": (steps, batch, cfg.hidden)})["hs"]
+
+
+def _run_backward(backend: str, cfg: CfCKernelConfig, arrays: dict) -> dict:
+    if backend == "emulated":
+        return cfc_emulation.backward(cfg, arrays)
+    arrays = dict(
+        arrays,
+        w_rec_t=mx.contiguous(arrays["w_rec"].T),
+        bb_w_t=mx.contiguous(arrays["bb_w"].transpose(0, 2, 1)),
+        head_w_t=mx.contiguous(arrays["head_w"].T),
+    )
+    steps, batch, _ = arrays["xproj"].shape
+    return _launch(backend, "backward", cfg, arrays, _backward_shapes(cfg, steps, batch))
+
+
+# ---------------------------------------------------------------------------- the custom function
+def _weight_gradients(cfg: CfCKernelConfig, arrays: dict, grads: dict) -> dict:
+    """Gradients of the weights from the backward kernel's per-step outputs."""
+    steps, batch, hidden = arrays["hs"].shape
+    rows = steps * batch
+    previous = mx.concatenate([arrays["h0"][None], arrays["hs"][:-1]]).reshape(rows, hidden)
+    first = grads["d_first"].reshape(rows, cfg.first)
+    out = {"w_rec": previous.T @ first}
+    if cfg.layers > 1:
+        acts = grads["acts"][:-1].reshape(cfg.layers - 1, rows, cfg.units)
+        pre = grads["d_pre"].reshape(cfg.layers - 1, rows, cfg.units)
+        out["bb_w"] = acts.transpose(0, 2, 1) @ pre
+        out["bb_b"] = pre.sum(axis=1)
+    if cfg.layers > 0:
+        heads = grads["d_heads"].reshape(rows, cfg.heads)
+        out["head_w"] = grads["acts"][-1].reshape(rows, cfg.units).T @ heads
+        out["head_b"] = heads.sum(axis=0)
+    if cfg.mode == MODES["pure"]:
+        out["amp"] = grads["damp"].sum(axis=(0, 1))
+        out["wtau"] = grads["dwtau"].sum(axis=(0, 1))
+    return out
+
+
+_FUNCTIONS: dict[tuple[str, CfCKernelConfig], mx.custom_function] = {}
+
+
+def _function(backend: str, cfg: CfCKernelConfig) -> mx.custom_function:
+    """The custom function ``(xproj, h0, ts, valid, w_rec, ...) -> hs`` of one configuration."""
+    key = (backend, cfg)
+    if key in _FUNCTIONS:
+        return _FUNCTIONS[key]
+
+    @mx.custom_function
+    def run(*primals):
+        return _run_forward(backend, cfg, dict(zip(_PRIMALS, primals, strict=True)))
+
+    @run.vjp
+    def run_vjp(primals, cotangent, output):
+        arrays = dict(zip(_PRIMALS, primals, strict=True), hs=output, dhs=cotangent)
+        grads = _run_backward(backend, cfg, arrays)
+        weights = _weight_gradients(cfg, arrays, grads)
+        found = {
+            "xproj": grads["d_first"],
+            "h0": grads["dh0"],
+            "ts": grads["dts"].sum(axis=-1),
+            **weights,
+        }
+        return tuple(
+            found.get(name, mx.zeros_like(a)) for name, a in zip(_PRIMALS, primals, strict=True)
+        )
+
+    _FUNCTIONS[key] = run
+    return run
+
+
+def _primals(cfg: CfCKernelConfig, xproj, h0, timespans, valid, params: CfCParams) -> list:
+    """The custom function's inputs from the loop's: ``timespans`` a float or ``(T, B, 1)``,
+    ``valid`` None or ``(T, B, 1)`` bool; features a configuration lacks get a ``(1,)`` zero."""
+    steps, batch, _ = xproj.shape
+    unused = mx.zeros((1,))
+    backbone, heads = params.backbone or (), params.heads
+    if isinstance(timespans, mx.array):
+        timespans = timespans.reshape(steps, batch)
+    else:
+        timespans = mx.full((steps, batch), timespans)
+    arrays = {
+        "xproj": xproj,
+        "h0": h0,
+        "ts": timespans,
+        "valid": mx.ones((steps, batch)) if valid is None else valid.reshape(steps, batch),
+        "w_rec": params.recurrent_weight,
+        "bb_w": mx.stack([layer.weight for layer in backbone]) if backbone else unused,
+        "bb_b": mx.stack([layer.bias for layer in backbone]) if backbone else unused,
+        "head_w": heads.weight if heads is not None else unused,
+        "head_b": heads.bias if heads is not None else unused,
+        "amp": params.amplitude.reshape(-1) if params.amplitude is not None else unused,
+        "wtau": params.w_tau.reshape(-1) if params.w_tau is not None else unused,
+    }
+    return [arrays[name].astype(mx.float32) for name in _PRIMALS]
+
+
+# ---------------------------------------------------------------------------- entry point
+_CHECKS = SelfCheck("CfC")
+
+#: Largest relative difference from the reference path that the first-use check accepts. It
+#: catches a wrong kernel, not rounding: on CUDA the reference path's matmuls may run in TF32.
+CHECK_TOLERANCE = 1e-3
+
+
+def _reference_states(cell: CfCCell, xproj, h0, timespans, valid, params) -> mx.array:
+    """The reference loop's states ``(T, B, H)`` (the cell's own step, padding carried)."""
+    h, states = h0, []
+    for t in range(xproj.shape[0]):
+        h = mx.where(valid[t], cell.advance(xproj[t], params, h, timespans[t]), h)
+        states.append(h)
+    return mx.stack(states)
+
+
+def _self_check(backend: str, cfg: CfCKernelConfig, cell: CfCCell, params) -> str | None:
+    """Compare the fused path with the reference loop on a short sequence (states, and the
+    gradients of the inputs and the initial state); a description of a mismatch, or None."""
+    keys = mx.random.split(mx.random.key(0), 4)
+    steps, batch = 3, 2
+    xproj = mx.random.normal((steps, batch, cfg.first), key=keys[0])
+    h0 = mx.random.normal((batch, cfg.hidden), key=keys[1])
+    timespans = mx.random.uniform(0.5, 1.5, (steps, batch, 1), key=keys[2])
+    valid = mx.array([[True, True], [False, True], [True, True]])[..., None]
+    cotangent = mx.random.normal((steps, batch, cfg.hidden), key=keys[3])
+    function = _function(backend, cfg)
+
+    def fused(x, h):
+        return function(*_primals(cfg, x, h, timespans, valid, params))
+
+    def reference(x, h):
+        return _reference_states(cell, x, h, timespans, valid, params)
+
+    got = mx.vjp(fused, [xproj, h0], [cotangent])
+    want = mx.vjp(reference, [xproj, h0], [cotangent])
+    names = ("states", "input gradient", "state gradient")
+    for name, a, b in zip(names, (*got[0], *got[1]), (*want[0], *want[1]), strict=True):
+        error = (mx.abs(a - b).max() / (mx.abs(b).max() + 1e-6)).item()
+        if not error <= CHECK_TOLERANCE:
+            return f"{name} differ from the reference path by {error:.1e} (relative)"
+    return None
+
+
+def fused_cfc(cell: CfCCell, prepared, h0, timespans, valid, backend: str) -> mx.array | None:
+    """The states after every step, ``(T, B, H)``, by the fused kernels on ``backend``.
+
+    Args:
+        cell: A :class:`~ncps_mlx.cells.CfCCell` without an :func:`unsupported` reason.
+        prepared: ``cell.prepare(x)`` of the time-major input.
+        h0: ``(B, H)`` initial state.
+        timespans: A float or ``(T, B, 1)``.
+        valid: None or ``(T, B, 1)`` bool (False: a padded step, which carries the state).
+        backend: ``"cuda"``, ``"metal"`` or ``"emulated"``.
+
+    Returns:
+        The states, differentiable with respect to every input, or None if this
+        configuration failed its first-use check (the caller runs the reference path).
+    """
+    cfg = CfCKernelConfig.of(cell)
+
+    def check():  # on its own copy of the constants: evaluating the call's own would cut
+        # them out of a gradient being traced around this call
+        return _self_check(backend, cfg, cell, cell.split_params()[2])
+
+    if not _CHECKS.passed(cfg, backend, check):
+        return None
+    primals = _primals(cfg, prepared.inputs[0], h0, timespans, valid, prepared.params)
+    return _function(backend, cfg)(*primals)

@@ -1,0 +1,141 @@
+"""The fused CfC kernels in plain MLX: the same inputs and outputs as the GPU kernels of
+:mod:`.cfc_source`, computed with MLX operations (vectorised over the batch, one step at a
+time). It runs anywhere, so the tests on the CPU check the custom gradient that is assembled
+from the kernels' outputs (:mod:`.cfc`); on a GPU the real kernels are compared with it.
+"""
+
+from __future__ import annotations
+
+import mlx.core as mx
+
+from .cfc_source import ACTIVATION_CODES
+
+__all__ = ["forward", "backward"]
+
+
+def _activation(kind: int, p: mx.array) -> mx.array:
+    if kind == ACTIVATION_CODES["lecun_tanh"]:
+        return 1.7159 * mx.tanh(0.666 * p)
+    if kind == ACTIVATION_CODES["tanh"]:
+        return mx.tanh(p)
+    if kind == ACTIVATION_CODES["relu"]:
+        return mx.maximum(p, 0.0)
+    if kind == ACTIVATION_CODES["silu"]:
+        return p * mx.sigmoid(p)
+    return 0.5 * p * (1.0 + mx.erf(p * 0.7071067811865476))
+
+
+def _activation_slope(kind: int, p: mx.array) -> mx.array:
+    if kind == ACTIVATION_CODES["lecun_tanh"]:
+        return 1.7159 * 0.666 * (1.0 - mx.tanh(0.666 * p) ** 2)
+    if kind == ACTIVATION_CODES["tanh"]:
+        return 1.0 - mx.tanh(p) ** 2
+    if kind == ACTIVATION_CODES["relu"]:
+        return (p > 0).astype(p.dtype)
+    if kind == ACTIVATION_CODES["silu"]:
+        s = mx.sigmoid(p)
+        return s * (1.0 + p * (1.0 - s))
+    return 0.5 * (1.0 + mx.erf(p * 0.7071067811865476)) + p * 0.3989422804014327 * mx.exp(
+        -0.5 * p * p
+    )
+
+
+def _heads(cfg, arrays, xproj_t, h):
+    """One step's heads ``(B, KH)`` and the backbone's pre-activations (a list of ``(B, U)``)."""
+    first = xproj_t + h @ arrays["w_rec"]
+    if cfg.layers == 0:
+        return first, []
+    pres = [first]
+    z = _activation(cfg.activation, first)
+    for layer in range(cfg.layers - 1):
+        pres.append(arrays["bb_b"][layer] + z @ arrays["bb_w"][layer])
+        z = _activation(cfg.activation, pres[-1])
+    return arrays["head_b"] + z @ arrays["head_w"], pres
+
+
+def _new_state(cfg, arrays, g, span):
+    hidden = cfg.hidden
+    if cfg.mode == 2:
+        amp, wtau = arrays["amp"], arrays["wtau"]
+        return -amp * mx.exp(-span * (mx.abs(wtau) + mx.abs(g))) * g + amp
+    f1, f2 = mx.tanh(g[:, :hidden]), mx.tanh(g[:, hidden : 2 * hidden])
+    s = mx.sigmoid(g[:, 2 * hidden : 3 * hidden] * span + g[:, 3 * hidden :])
+    return f1 + s * f2 if cfg.mode == 1 else f1 * (1.0 - s) + s * f2
+
+
+def forward(cfg, arrays: dict) -> mx.array:
+    """The forward kernel: the state after every step, ``hs`` ``(T, B, H)``."""
+    h, states = arrays["h0"], []
+    for t in range(arrays["xproj"].shape[0]):
+        g, _ = _heads(cfg, arrays, arrays["xproj"][t], h)
+        h_new = _new_state(cfg, arrays, g, arrays["ts"][t][:, None])
+        h = mx.where(arrays["valid"][t][:, None] > 0.5, h_new, h)
+        states.append(h)
+    return mx.stack(states)
+
+
+def _heads_gradient(cfg, arrays, g, span, dht):
+    """``(dg, dts, damp, dwtau)`` of one step: the gradients of the heads and per-unit
+    partials of the timespan and of mode pure's ``A`` and ``w_tau``."""
+    hidden = cfg.hidden
+    if cfg.mode == 2:
+        amp, wtau = arrays["amp"], arrays["wtau"]
+        rate = mx.abs(wtau) + mx.abs(g)
+        e = mx.exp(-span * rate)
+        du = dht * amp * g * e
+        dg = -dht * amp * e + du * span * mx.sign(g)
+        return dg, du * rate, dht * (1.0 - e * g), du * span * mx.sign(wtau)
+    f1, f2 = mx.tanh(g[:, :hidden]), mx.tanh(g[:, hidden : 2 * hidden])
+    gate = g[:, 2 * hidden : 3 * hidden]
+    s = mx.sigmoid(gate * span + g[:, 3 * hidden :])
+    df1 = dht if cfg.mode == 1 else dht * (1.0 - s)
+    ds = dht * f2 if cfg.mode == 1 else dht * (f2 - f1)
+    dp = ds * s * (1.0 - s)
+    dg = mx.concatenate([df1 * (1 - f1 * f1), dht * s * (1 - f2 * f2), dp * span, dp], axis=-1)
+    return dg, dp * gate, None, None
+
+
+def _backbone_gradient(cfg, arrays, dg, pres):
+    """The gradients of the backbone's pre-activations, first layer first, and the
+    activations (both lists of ``(B, U)``), from the heads' gradient ``dg``."""
+    activations = [_activation(cfg.activation, p) for p in pres]
+    dz = (dg @ arrays["head_w"].T) * _activation_slope(cfg.activation, pres[-1])
+    grads = [dz]
+    for layer in range(cfg.layers - 1, 0, -1):
+        dz = (dz @ arrays["bb_w"][layer - 1].T) * _activation_slope(cfg.activation, pres[layer - 1])
+        grads.insert(0, dz)
+    return grads, activations
+
+
+def backward(cfg, arrays: dict) -> dict:
+    """The backward kernel: the outputs named in ``BACKWARD_OUTPUTS`` (:mod:`.cfc_source`),
+    with zeros at padded steps, as the kernel leaves them."""
+    steps, batch, _ = arrays["xproj"].shape
+    hs = arrays["hs"]
+    dh = zeros = mx.zeros((batch, cfg.hidden))
+    rows = {name: [] for name in ("d_first", "d_pre", "d_heads", "acts", "dts", "damp", "dwtau")}
+    for t in range(steps - 1, -1, -1):
+        keep = arrays["valid"][t][:, None] > 0.5
+        h = hs[t - 1] if t > 0 else arrays["h0"]
+        g, pres = _heads(cfg, arrays, arrays["xproj"][t], h)
+        dht = dh + arrays["dhs"][t]
+        dg, dts, damp, dwtau = _heads_gradient(cfg, arrays, g, arrays["ts"][t][:, None], dht)
+        dg = mx.where(keep, dg, 0.0)
+        if cfg.layers:
+            grads, activations = _backbone_gradient(cfg, arrays, dg, pres)
+            rows["d_heads"].append(dg)
+            rows["d_pre"].append(mx.stack(grads[1:]) if cfg.layers > 1 else None)
+            rows["acts"].append(mx.where(keep, mx.stack(activations), 0.0))
+            first = grads[0]
+        else:
+            first = dg
+        rows["d_first"].append(first)
+        for name, value in (("dts", dts), ("damp", damp), ("dwtau", dwtau)):
+            rows[name].append(None if value is None else mx.where(keep, value, zeros))
+        dh = mx.where(keep, first @ arrays["w_rec"].T, dht)
+    out = {"dh0": dh}
+    for name, values in rows.items():
+        if values and values[0] is not None:
+            axis = 1 if name in ("d_pre", "acts") else 0
+            out[name] = mx.stack(values[::-1], axis=axis)
+    return out

@@ -1,0 +1,262 @@
+"""The fused CfC kernels' source: one body for Metal and CUDA (see :mod:`.backend`).
+
+One thread block runs one sequence of the batch through all ``T`` steps; the state, the
+backbone's activations and the heads live in on-chip shared memory, the weights stream from
+device memory (they stay in the L1/L2 caches across steps). Every matrix-vector product gives
+each thread output columns ``j = THREAD_ID, THREAD_ID + NUM_THREADS, ...`` and reads the
+weight row by row, so neighbouring threads read neighbouring weights.
+
+Compile-time constants (the ``template`` of the launch): ``H`` state size, ``D0`` width of the
+first layer (``U`` with a backbone, ``KH`` without), ``U`` backbone width, ``L`` backbone layers,
+``KH`` fused head width (``4H``; ``H`` in mode pure), ``MODE`` (0 default, 1 no_gate, 2 pure),
+``ACT`` (the backbone activation, see :data:`ACTIVATION_CODES`), ``ZMAX = max(D0, U)`` and
+``LU = max(L, 1) * U``.
+
+The forward kernel writes the state after every step, ``hs`` ``(T, B, H)``. The backward kernel
+walks the steps in reverse: it reloads the state before each step from ``hs``, recomputes the
+step (keeping its pre-activations on chip), and writes what the weight gradients need as
+matrices over all ``(t, b)``: the gradients of the first layer's and every backbone layer's
+pre-activations and of the heads, and the backbone activations. The caller turns those into
+weight gradients with one matrix product each (as cuDNN does), so no gradient is accumulated
+with atomics.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ACTIVATION_CODES", "HEADER", "FORWARD_INPUTS", "FORWARD_BODY", "BACKWARD_INPUTS"]
+__all__ += ["BACKWARD_OUTPUTS", "BACKWARD_BODY"]
+
+#: Backbone activations the kernels compute, by their name in :class:`~ncps_mlx.cells.CfCCell`.
+ACTIVATION_CODES = {"lecun_tanh": 0, "tanh": 1, "relu": 2, "silu": 3, "gelu": 4}
+
+HEADER = """
+DEVICE_FN float ncps_sigmoid(float x) { return 1.0f / (1.0f + EXP(-x)); }
+
+DEVICE_FN float ncps_erf(float x) {  // Abramowitz & Stegun 7.1.26, |error| < 1.5e-7
+  const float s = x < 0.0f ? -1.0f : 1.0f;
+  const float a = ABS(x);
+  const float t = 1.0f / (1.0f + 0.3275911f * a);
+  const float p = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f
+      + t * (-1.453152027f + t * 1.061405429f))));
+  return s * (1.0f - p * EXP(-a * a));
+}
+
+DEVICE_FN float ncps_act(float p, int kind) {
+  if (kind == 0) return 1.7159f * TANH(0.666f * p);
+  if (kind == 1) return TANH(p);
+  if (kind == 2) return p > 0.0f ? p : 0.0f;
+  if (kind == 3) return p * ncps_sigmoid(p);
+  return 0.5f * p * (1.0f + ncps_erf(p * 0.7071067811865476f));
+}
+
+DEVICE_FN float ncps_dact(float p, int kind) {
+  if (kind == 0) { const float u = TANH(0.666f * p); return 1.7159f * 0.666f * (1.0f - u * u); }
+  if (kind == 1) { const float u = TANH(p); return 1.0f - u * u; }
+  if (kind == 2) return p > 0.0f ? 1.0f : 0.0f;
+  if (kind == 3) { const float s = ncps_sigmoid(p); return s * (1.0f + p * (1.0f - s)); }
+  return 0.5f * (1.0f + ncps_erf(p * 0.7071067811865476f))
+      + p * 0.3989422804014327f * EXP(-0.5f * p * p);
+}
+
+DEVICE_FN float ncps_sign(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f); }
+"""
+
+_COMMON_INPUTS = [
+    "xproj",  # (T, B, D0) input part of the first layer, all steps
+    "h0",  # (B, H) initial state
+    "ts",  # (T, B) elapsed time of each step
+    "valid",  # (T, B) 1 at real steps, 0 at padding (the state is carried)
+    "w_rec",  # (H, D0) state part of the first layer, (in, out)
+    "bb_w",  # (max(L - 1, 1), U, U) backbone layers after the first, (in, out)
+    "bb_b",  # (max(L - 1, 1), U)
+    "head_w",  # (U, KH) fused heads, (in, out) (unused without a backbone)
+    "head_b",  # (KH,)
+    "amp",  # (H,) A of mode pure
+    "wtau",  # (H,) w_tau of mode pure
+    "sizes",  # int32 (2,): T, B
+]
+
+FORWARD_INPUTS = list(_COMMON_INPUTS)
+
+#: Extra inputs of the backward kernel: the forward's states ``hs`` and their cotangents ``dhs``
+#: (both ``(T, B, H)``), and the transposed weights (for column-parallel products with them).
+BACKWARD_INPUTS = _COMMON_INPUTS + ["hs", "dhs", "w_rec_t", "bb_w_t", "head_w_t"]
+
+BACKWARD_OUTPUTS = ["d_first", "d_pre", "d_heads", "acts", "dh0", "dts", "damp", "dwtau"]
+
+
+def _step(record: bool) -> str:
+    """One step forward: heads ``g`` from the state ``h``; with ``record``, also the
+    backbone's pre-activations (``pre``, on chip) and activations (``acts``, in memory)."""
+    keep_pre = "pre[{l} * U + j] = acc; acts[({l} * steps * batch + row) * U + j] = z;"
+    return f"""
+  for (int j = tid; j < D0; j += nt) {{
+    float acc = xproj[row * D0 + j];
+    for (int i = 0; i < H; ++i) acc += h[i] * w_rec[i * D0 + j];
+    if (L > 0) {{
+      const float z = ncps_act(acc, ACT);
+      {keep_pre.format(l=0) if record else ""}
+      za[j] = z;
+    }} else {{
+      g[j] = acc;
+    }}
+  }}
+  BARRIER();
+  SHARED_PTR zin = za;
+  SHARED_PTR zout = zb;
+  for (int l = 1; l < L; ++l) {{
+    for (int j = tid; j < U; j += nt) {{
+      float acc = bb_b[(l - 1) * U + j];
+      for (int i = 0; i < U; ++i) acc += zin[i] * bb_w[((l - 1) * U + i) * U + j];
+      const float z = ncps_act(acc, ACT);
+      {keep_pre.format(l="l") if record else ""}
+      zout[j] = z;
+    }}
+    BARRIER();
+    SHARED_PTR swap = zin;
+    zin = zout;
+    zout = swap;
+  }}
+  if (L > 0) {{
+    for (int k = tid; k < KH; k += nt) {{
+      float acc = head_b[k];
+      for (int i = 0; i < U; ++i) acc += zin[i] * head_w[i * KH + k];
+      g[k] = acc;
+    }}
+    BARRIER();
+  }}
+"""
+
+
+_PREAMBLE = """
+  const int tid = THREAD_ID;
+  const int nt = NUM_THREADS;
+  const int b = BLOCK_ID;
+  const int steps = sizes[0];
+  const int batch = sizes[1];
+  SHARED float h[H];
+  SHARED float g[KH];
+  SHARED float za[ZMAX];
+  SHARED float zb[ZMAX];
+"""
+
+FORWARD_BODY = (
+    _PREAMBLE
+    + """
+  for (int j = tid; j < H; j += nt) h[j] = h0[b * H + j];
+  BARRIER();
+  for (int t = 0; t < steps; ++t) {
+    const int row = t * batch + b;
+"""
+    + _step(record=False)
+    + """
+    const float span = ts[row];
+    const bool keep = valid[row] > 0.5f;
+    for (int j = tid; j < H; j += nt) {
+      float hn;
+      if (MODE == 2) {
+        const float f = g[j];
+        const float e = EXP(-span * (ABS(wtau[j]) + ABS(f)));
+        hn = -amp[j] * e * f + amp[j];
+      } else {
+        const float f1 = TANH(g[j]);
+        const float f2 = TANH(g[H + j]);
+        const float s = ncps_sigmoid(g[2 * H + j] * span + g[3 * H + j]);
+        hn = MODE == 1 ? f1 + s * f2 : f1 * (1.0f - s) + s * f2;
+      }
+      if (!keep) hn = h[j];
+      h[j] = hn;
+      hs[row * H + j] = hn;
+    }
+    BARRIER();
+  }
+"""
+)
+
+BACKWARD_BODY = (
+    _PREAMBLE
+    + """
+  SHARED float dh[H];
+  SHARED float dg[KH];
+  SHARED float pre[LU];
+  SHARED float da[ZMAX];
+  SHARED float db[ZMAX];
+  for (int j = tid; j < H; j += nt) dh[j] = 0.0f;
+  BARRIER();
+  for (int t = steps - 1; t >= 0; --t) {
+    const int row = t * batch + b;
+    if (valid[row] < 0.5f) {  // a padded step carries the state: so does its gradient
+      for (int j = tid; j < H; j += nt) dh[j] += dhs[row * H + j];
+      BARRIER();
+      continue;
+    }
+    for (int j = tid; j < H; j += nt) h[j] = t > 0 ? hs[(row - batch) * H + j] : h0[b * H + j];
+    BARRIER();
+"""
+    + _step(record=True)
+    + """
+    const float span = ts[row];
+    for (int j = tid; j < H; j += nt) {
+      const float dht = dh[j] + dhs[row * H + j];
+      if (MODE == 2) {
+        const float f = g[j];
+        const float a = amp[j];
+        const float rate = ABS(wtau[j]) + ABS(f);
+        const float e = EXP(-span * rate);
+        const float du = dht * a * f * e;  // u = span * rate, h = a - a * f * exp(-u)
+        damp[row * H + j] = dht * (1.0f - e * f);
+        dts[row * H + j] = du * rate;
+        dwtau[row * H + j] = du * span * ncps_sign(wtau[j]);
+        dg[j] = -dht * a * e + du * span * ncps_sign(f);
+      } else {
+        const float f1 = TANH(g[j]);
+        const float f2 = TANH(g[H + j]);
+        const float gate = g[2 * H + j];
+        const float s = ncps_sigmoid(gate * span + g[3 * H + j]);
+        const float df1 = MODE == 1 ? dht : dht * (1.0f - s);
+        const float ds = MODE == 1 ? dht * f2 : dht * (f2 - f1);
+        const float dp = ds * s * (1.0f - s);
+        dg[j] = df1 * (1.0f - f1 * f1);
+        dg[H + j] = dht * s * (1.0f - f2 * f2);
+        dg[2 * H + j] = dp * span;
+        dg[3 * H + j] = dp;
+        dts[row * H + j] = dp * gate;
+      }
+    }
+    BARRIER();
+    SHARED_PTR dz = da;
+    SHARED_PTR dz_next = db;
+    if (L > 0) {
+      for (int k = tid; k < KH; k += nt) d_heads[row * KH + k] = dg[k];
+      for (int i = tid; i < U; i += nt) {
+        float acc = 0.0f;
+        for (int k = 0; k < KH; ++k) acc += dg[k] * head_w_t[k * U + i];
+        dz[i] = acc * ncps_dact(pre[(L - 1) * U + i], ACT);
+      }
+      BARRIER();
+      for (int l = L - 1; l >= 1; --l) {
+        for (int i = tid; i < U; i += nt) {
+          d_pre[((l - 1) * steps * batch + row) * U + i] = dz[i];
+          float acc = 0.0f;
+          for (int j = 0; j < U; ++j) acc += dz[j] * bb_w_t[((l - 1) * U + j) * U + i];
+          dz_next[i] = acc * ncps_dact(pre[(l - 1) * U + i], ACT);
+        }
+        BARRIER();
+        SHARED_PTR swap = dz;
+        dz = dz_next;
+        dz_next = swap;
+      }
+    } else {
+      dz = dg;
+    }
+    for (int j = tid; j < D0; j += nt) d_first[row * D0 + j] = dz[j];
+    for (int i = tid; i < H; i += nt) {
+      float acc = 0.0f;
+      for (int j = 0; j < D0; ++j) acc += dz[j] * w_rec_t[j * H + i];
+      dh[i] = acc;
+    }
+    BARRIER();
+  }
+  for (int j = tid; j < H; j += nt) dh0[b * H + j] = dh[j];
+"""
+)

@@ -1,0 +1,257 @@
+"""Fused recurrent kernels (ncps_mlx.kernels): selection, the custom gradient, the first-use
+self-check and its fallback.
+
+On the CPU the fused path runs the plain-MLX emulation of the kernels (``kernels.emulate()``):
+the same inputs, outputs and gradient assembly as on a GPU. On a GPU (Metal or CUDA) the same
+comparisons run the real kernels. Every comparison is with the reference loop (the cell's own
+step), at float32 tolerance; on CUDA the reference's matmuls must not run in TF32, so the
+module sets ``MLX_ENABLE_TF32=0`` before MLX starts (it only matters on a GPU).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+os.environ.setdefault("MLX_ENABLE_TF32", "0")
+
+import mlx.core as mx  # noqa: E402
+import mlx.nn as nn  # noqa: E402
+import mlx.optimizers as optim  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from mlx.utils import tree_flatten  # noqa: E402
+
+from ncps_mlx import LTC, CfC, kernels  # noqa: E402
+from ncps_mlx.kernels import cfc as fused  # noqa: E402
+from ncps_mlx.wirings import AutoNCP  # noqa: E402
+
+RTOL = 1e-5
+GPU = kernels.gpu_backend()
+BACKENDS = ["emulated"] + ([GPU] if GPU else [])
+
+
+@pytest.fixture(autouse=True)
+def fresh_checks():
+    """Each test starts with no first-use verdicts and the default kernel choice."""
+    fused._CHECKS.clear()
+    yield
+    fused._CHECKS.clear()
+    kernels.set_default_kernel("auto")
+
+
+def on(backend):
+    """A context in which the fused path runs on ``backend``."""
+    return kernels.emulate() if backend == "emulated" else _nothing()
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def relative_error(a, b) -> float:
+    return float(mx.abs(a - b).max() / (mx.abs(b).max() + 1e-12))
+
+
+def inputs(batch=3, steps=7, features=5, hidden=6, seed=0):
+    """``x``, timespans, an initial state and a ragged padding mask."""
+    rng = np.random.default_rng(seed)
+    x = mx.array(rng.normal(size=(batch, steps, features)).astype(np.float32))
+    timespans = mx.array(rng.uniform(0.2, 2.0, (batch, steps)).astype(np.float32))
+    hx = mx.array(rng.normal(size=(batch, hidden)).astype(np.float32))
+    mask = np.ones((batch, steps), bool)
+    mask[0, 5:] = False  # trailing padding
+    mask[2, :2] = False  # leading padding
+    mask[1, 3] = False  # a gap
+    return x, timespans, hx, mx.array(mask)
+
+
+def loss_and_gradients(model, x, timespans, hx, mask):
+    """A loss that weights every output and the final state differently, its gradients with
+    respect to the parameters, and those of ``x``, ``timespans`` and ``hx``."""
+
+    def loss(m, x, timespans, hx):
+        y, h = m(x, hx, timespans=timespans, mask=mask)
+        weights = mx.arange(y.size, dtype=mx.float32).reshape(y.shape) / y.size
+        return (y * weights).sum() + (h * h).sum()
+
+    value, grads = nn.value_and_grad(model, loss)(model, x, timespans, hx)
+    inputs_grads = mx.grad(lambda *a: loss(model, *a), argnums=(0, 1, 2))(x, timespans, hx)
+    return value, dict(tree_flatten(grads)), inputs_grads
+
+
+CONFIGS = [
+    {"mode": mode, "backbone_layers": layers, "activation": activation}
+    for mode in ("default", "no_gate", "pure")
+    for layers, activation in ((1, "lecun_tanh"), (0, "tanh"), (2, "gelu"), (3, "silu"))
+] + [{"backbone_layers": 2, "activation": "relu"}, {"proj_size": 3}]
+
+
+# ---------------------------------------------------------------------------- selection
+def test_kernel_choice_is_validated_with_the_argument_named():
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        CfC(4, 6, kernel="fast")
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        kernels.set_default_kernel("cuda")
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        kernels.set_default_kernel(None)
+
+
+def test_kernel_choice_is_part_of_the_config():
+    assert CfC(4, 6, kernel="reference")._config["kernel"] == "reference"
+    assert CfC(4, 6)._config["kernel"] is None
+
+
+@pytest.mark.skipif(GPU is not None, reason="the default device is a GPU")
+def test_auto_runs_the_reference_loop_on_the_cpu(monkeypatch):
+    calls = []
+    monkeypatch.setattr(kernels, "fused_cfc", lambda *a: calls.append(a))
+    model = CfC(5, 6)
+    model(inputs()[0])
+    assert calls == [] and kernels.gpu_backend() is None
+
+
+@pytest.mark.skipif(GPU is not None, reason="the default device is a GPU")
+def test_fused_on_the_cpu_raises_naming_the_device():
+    with pytest.raises(ValueError, match="not a GPU"):
+        CfC(5, 6, kernel="fused")(inputs()[0])
+
+
+def test_the_global_default_applies_to_modules_without_a_choice(monkeypatch):
+    calls = []
+    original = kernels.fused_cfc
+    monkeypatch.setattr(kernels, "fused_cfc", lambda *a: calls.append(1) or original(*a))
+    x = inputs()[0]
+    with kernels.emulate():
+        CfC(5, 6)(x)
+        kernels.set_default_kernel("reference")
+        CfC(5, 6)(x)
+        CfC(5, 6, kernel="fused")(x)
+    assert calls == [1, 1]
+
+
+@pytest.mark.parametrize(
+    "build, option",
+    [
+        (lambda: CfC(5, 6, mixed_memory=True), "mixed_memory"),
+        (lambda: CfC(5, AutoNCP(10, 3)), "WiredCfCCell"),
+        (lambda: LTC(5, 6), "LTCCell"),
+        (lambda: CfC(5, 6).astype(mx.float16), "float16"),
+        (lambda: CfC(5, 6, backbone_dropout=0.1).train(), "backbone_dropout"),
+    ],
+)
+def test_unsupported_configurations_raise_under_fused_and_fall_back_under_auto(build, option):
+    model = build()
+    x = inputs()[0]
+    with kernels.emulate():
+        model.kernel = "auto"
+        model(x)  # the reference loop, silently
+        model.kernel = "fused"
+        with pytest.raises(ValueError, match=option):
+            model(x)
+
+
+# ---------------------------------------------------------------------------- numerics
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("options", CONFIGS, ids=lambda o: "-".join(map(str, o.values())))
+def test_fused_equals_the_reference_loop_with_gradients(backend, options):
+    mx.random.seed(1)
+    model = CfC(5, 6, backbone_units=9, **options)
+    data = inputs()
+    model.kernel = "reference"
+    want_value, want_params, want_inputs = loss_and_gradients(model, *data)
+    model.kernel = "fused"
+    with on(backend):
+        value, params, grads = loss_and_gradients(model, *data)
+    assert abs(value.item() - want_value.item()) <= RTOL * abs(want_value.item())
+    assert params.keys() == want_params.keys()
+    for name in params:
+        assert relative_error(params[name], want_params[name]) <= RTOL, name
+    for name, got, want in zip(("x", "timespans", "hx"), grads, want_inputs, strict=True):
+        assert relative_error(got, want) <= RTOL, name
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_fused_outputs_and_state_follow_the_reference_layouts(backend, return_sequences):
+    model = CfC(5, 6, return_sequences=return_sequences, batch_first=False)
+    x = inputs()[0].transpose(1, 0, 2)
+    model.kernel = "reference"
+    want = model(x)
+    model.kernel = "fused"
+    with on(backend):
+        got = model(x)
+        unbatched = model(x[:, 0])
+    for a, b in zip(got, want, strict=True):
+        assert a.shape == b.shape and relative_error(a, b) <= RTOL
+    model.kernel = "reference"
+    for a, b in zip(unbatched, model(x[:, 0]), strict=True):
+        assert a.shape == b.shape and relative_error(a, b) <= RTOL
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_optimizer_step_through_the_fused_path_equals_the_reference_step(backend):
+    x, _, _, _ = inputs()
+    target = mx.ones((3, 7, 6))
+
+    def step(kernel):
+        mx.random.seed(3)
+        model = CfC(5, 6, kernel=kernel)
+        optimizer = optim.Adam(1e-2)
+        loss = nn.value_and_grad(model, lambda m: ((m(x)[0] - target) ** 2).mean())
+        for _ in range(3):
+            _, grads = loss(model)
+            optimizer.update(model, grads)
+        return dict(tree_flatten(model.parameters()))
+
+    want = step("reference")
+    with on(backend):
+        got = step("fused")
+    for name in want:
+        assert relative_error(got[name], want[name]) <= 1e-4, name
+
+
+# ---------------------------------------------------------------------------- self-check
+def test_a_kernel_that_disagrees_is_caught_once_and_the_reference_answers(monkeypatch):
+    wrong = lambda backend, cfg, arrays: arrays["xproj"][..., :6]  # noqa: E731
+    monkeypatch.setattr(fused, "_run_forward", wrong)
+    model = CfC(5, 6, backbone_layers=0, mode="pure", kernel="fused")
+    x = inputs()[0]
+    with kernels.emulate():
+        with pytest.warns(RuntimeWarning, match=r"fused CfC kernel failed .* on emulated .*states"):
+            got = model(x)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            again = model(x)  # no second warning
+    model.kernel = "reference"
+    want = model(x)
+    for a, b, c in zip(got, again, want, strict=True):
+        assert relative_error(a, c) == 0.0 and relative_error(b, c) == 0.0
+
+
+def test_a_kernel_that_fails_to_build_falls_back_with_the_error_named(monkeypatch):
+    def broken(backend, cfg, arrays):
+        raise RuntimeError("[cuda_kernel] compilation failed: expected ';'")
+
+    monkeypatch.setattr(fused, "_run_forward", broken)
+    model = CfC(5, 6, kernel="fused")
+    with kernels.emulate(), pytest.warns(RuntimeWarning, match="compilation failed"):
+        got = model(inputs()[0])
+    model.kernel = "reference"
+    assert relative_error(got[0], model(inputs()[0])[0]) == 0.0
+
+
+def test_the_self_check_runs_once_per_configuration(monkeypatch):
+    checks = []
+    original = fused._self_check
+    monkeypatch.setattr(fused, "_self_check", lambda *a: checks.append(a[1]) or original(*a))
+    x = inputs()[0]
+    with kernels.emulate():
+        for _ in range(2):
+            CfC(5, 6, kernel="fused")(x)
+            CfC(5, 6, mode="pure", kernel="fused")(x)
+    assert len(checks) == 2 and checks[0] != checks[1]
