@@ -10,6 +10,7 @@ module sets ``MLX_ENABLE_TF32=0`` before MLX starts (it only matters on a GPU).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 
@@ -40,17 +41,14 @@ def fresh_checks():
     kernels.set_default_kernel("auto")
 
 
+@contextlib.contextmanager
 def on(backend):
-    """A context in which the fused path runs on ``backend``."""
-    return kernels.emulate() if backend == "emulated" else _nothing()
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    """A context in which the fused path runs on ``backend``; a fallback to the reference
+    path (its first-use warning) fails the test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with kernels.emulate() if backend == "emulated" else contextlib.nullcontext():
+            yield
 
 
 def relative_error(a, b) -> float:

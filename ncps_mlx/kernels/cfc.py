@@ -1,12 +1,13 @@
 """The fused CfC sequence: the whole time loop of a :class:`~ncps_mlx.cells.CfCCell` in one
 kernel launch forward and one backward, with a custom gradient.
 
-:func:`fused_cfc` takes what the reference loop takes (the cell's :class:`~ncps_mlx.cells.Prepared`
-inputs and :class:`~ncps_mlx.cells.cfc.CfCParams`, the initial state, timespans and padding) and
-returns the state after every step. Forward, it runs the kernel of :mod:`.cfc_source`; its
+:func:`fused_cfc` takes what the reference loop takes (the cell's
+:class:`~ncps_mlx.cells.Prepared` inputs and :class:`~ncps_mlx.cells.cfc.CfCParams`, the initial
+state, timespans and padding) and returns the state after every step. Forward, it runs the
+kernel of :mod:`ncps_mlx.kernels.cfc_source`; its
 ``vjp`` runs the backward kernel and turns what it writes into the gradients of every input with
 one matrix product per weight. The first use of each configuration on a GPU is checked against
-the reference path (:class:`~.backend.SelfCheck`).
+the reference path (:class:`~ncps_mlx.kernels.backend.SelfCheck`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ _PRIMALS = FORWARD_INPUTS[:-1]
 
 
 class CfCKernelConfig(NamedTuple):
-    """Compile-time sizes of a fused CfC kernel (see :mod:`.cfc_source`)."""
+    """Compile-time sizes of a fused CfC kernel (see :mod:`ncps_mlx.kernels.cfc_source`)."""
 
     hidden: int
     first: int
@@ -148,10 +149,11 @@ def _run_forward(backend: str, cfg: CfCKernelConfig, arrays: dict) -> mx.array:
 def _run_backward(backend: str, cfg: CfCKernelConfig, arrays: dict) -> dict:
     if backend == "emulated":
         return cfc_emulation.backward(cfg, arrays)
+    bb_w = arrays["bb_w"]  # a (1,) placeholder with fewer than two backbone layers
     arrays = dict(
         arrays,
         w_rec_t=mx.contiguous(arrays["w_rec"].T),
-        bb_w_t=mx.contiguous(arrays["bb_w"].transpose(0, 2, 1)),
+        bb_w_t=mx.contiguous(bb_w.transpose(0, 2, 1)) if bb_w.ndim == 3 else bb_w,
         head_w_t=mx.contiguous(arrays["head_w"].T),
     )
     steps, batch, _ = arrays["xproj"].shape
@@ -243,8 +245,10 @@ def _primals(cfg: CfCKernelConfig, xproj, h0, timespans, valid, params: CfCParam
 _CHECKS = SelfCheck("CfC")
 
 #: Largest relative difference from the reference path that the first-use check accepts. It
-#: catches a wrong kernel, not rounding: on CUDA the reference path's matmuls may run in TF32.
-CHECK_TOLERANCE = 1e-3
+#: catches a wrong kernel (errors of order 1), not rounding: on CUDA and M5-class Apple GPUs
+#: the reference path's float32 matmuls run in TF32 unless ``MLX_ENABLE_TF32=0``, which puts
+#: it about 1e-3 away from the kernels' true float32.
+CHECK_TOLERANCE = 2e-2
 
 
 def _reference_states(cell: CfCCell, xproj, h0, timespans, valid, params) -> mx.array:

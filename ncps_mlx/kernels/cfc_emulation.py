@@ -1,7 +1,8 @@
 """The fused CfC kernels in plain MLX: the same inputs and outputs as the GPU kernels of
-:mod:`.cfc_source`, computed with MLX operations (vectorised over the batch, one step at a
-time). It runs anywhere, so the tests on the CPU check the custom gradient that is assembled
-from the kernels' outputs (:mod:`.cfc`); on a GPU the real kernels are compared with it.
+:mod:`ncps_mlx.kernels.cfc_source`, computed with MLX operations (vectorised over the batch,
+one step at a time). It runs anywhere, so the tests on the CPU check the custom gradient that
+is assembled from the kernels' outputs (:mod:`ncps_mlx.kernels.cfc`); on a GPU the real
+kernels are compared with it.
 """
 
 from __future__ import annotations
@@ -108,8 +109,8 @@ def _backbone_gradient(cfg, arrays, dg, pres):
 
 
 def backward(cfg, arrays: dict) -> dict:
-    """The backward kernel: the outputs named in ``BACKWARD_OUTPUTS`` (:mod:`.cfc_source`),
-    with zeros at padded steps, as the kernel leaves them."""
+    """The backward kernel: the outputs named in ``BACKWARD_OUTPUTS``
+    (:mod:`ncps_mlx.kernels.cfc_source`), with zeros at padded steps, as the kernel leaves them."""
     steps, batch, _ = arrays["xproj"].shape
     hs = arrays["hs"]
     dh = zeros = mx.zeros((batch, cfg.hidden))

@@ -1,4 +1,4 @@
-"""The fused CfC kernels' source: one body for Metal and CUDA (see :mod:`.backend`).
+"""The fused CfC kernels' source: one body for Metal and CUDA (see :mod:`ncps_mlx.kernels.backend`).
 
 One thread block runs one sequence of the batch through all ``T`` steps; the state, the
 backbone's activations and the heads live in on-chip shared memory, the weights stream from
@@ -9,7 +9,7 @@ weight row by row, so neighbouring threads read neighbouring weights.
 Compile-time constants (the ``template`` of the launch): ``H`` state size, ``D0`` width of the
 first layer (``U`` with a backbone, ``KH`` without), ``U`` backbone width, ``L`` backbone layers,
 ``KH`` fused head width (``4H``; ``H`` in mode pure), ``MODE`` (0 default, 1 no_gate, 2 pure),
-``ACT`` (the backbone activation, see :data:`ACTIVATION_CODES`), ``ZMAX = max(D0, U)`` and
+``ACT`` (the backbone activation, see ``ACTIVATION_CODES``), ``ZMAX = max(D0, U)`` and
 ``LU = max(L, 1) * U``.
 
 The forward kernel writes the state after every step, ``hs`` ``(T, B, H)``. The backward kernel
