@@ -25,7 +25,7 @@ from mlx.utils import tree_flatten  # noqa: E402
 
 from ncps_mlx import LTC, CfC, kernels  # noqa: E402
 from ncps_mlx.kernels import cfc as fused  # noqa: E402
-from ncps_mlx.wirings import AutoNCP  # noqa: E402
+from ncps_mlx.wirings import AutoNCP, Random  # noqa: E402
 
 RTOL = 1e-5
 GPU = kernels.gpu_backend()
@@ -107,7 +107,7 @@ def test_kernel_choice_is_part_of_the_config():
 @pytest.mark.skipif(GPU is not None, reason="the default device is a GPU")
 def test_auto_runs_the_reference_loop_on_the_cpu(monkeypatch):
     calls = []
-    monkeypatch.setattr(kernels, "fused_cfc", lambda *a: calls.append(a))
+    monkeypatch.setattr(fused, "fused_cfc", lambda *a: calls.append(a))
     model = CfC(5, 6)
     model(inputs()[0])
     assert calls == [] and kernels.gpu_backend() is None
@@ -121,8 +121,8 @@ def test_fused_on_the_cpu_raises_naming_the_device():
 
 def test_the_global_default_applies_to_modules_without_a_choice(monkeypatch):
     calls = []
-    original = kernels.fused_cfc
-    monkeypatch.setattr(kernels, "fused_cfc", lambda *a: calls.append(1) or original(*a))
+    original = fused.fused_cfc
+    monkeypatch.setattr(fused, "fused_cfc", lambda *a: calls.append(1) or original(*a))
     x = inputs()[0]
     with kernels.emulate():
         CfC(5, 6)(x)
@@ -137,7 +137,8 @@ def test_the_global_default_applies_to_modules_without_a_choice(monkeypatch):
     [
         (lambda: CfC(5, 6, mixed_memory=True), "mixed_memory"),
         (lambda: CfC(5, AutoNCP(10, 3)), "WiredCfCCell"),
-        (lambda: LTC(5, 6), "LTCCell"),
+        (lambda: LTC(5, 6), "dense synapse layout"),
+        (lambda: LTC(5, AutoNCP(10, 3), solver="rk4"), "solver='rk4'"),
         (lambda: CfC(5, 6).astype(mx.float16), "float16"),
         (lambda: CfC(5, 6, backbone_dropout=0.1).train(), "backbone_dropout"),
     ],
@@ -211,6 +212,33 @@ def test_an_optimizer_step_through_the_fused_path_equals_the_reference_step(back
         got = step("fused")
     for name in want:
         assert relative_error(got[name], want[name]) <= 1e-4, name
+
+
+LTC_WIRINGS = {
+    "autoncp-6-unfolds": (lambda: AutoNCP(12, 3, seed=1), 6),
+    "random-3-unfolds": (lambda: Random(10, 4, sparsity_level=0.5, random_seed=2), 3),
+    "autoncp-1-unfold": (lambda: AutoNCP(8, 2, seed=4), 1),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", LTC_WIRINGS)
+def test_fused_ltc_equals_the_reference_loop_with_gradients(backend, name):
+    build, unfolds = LTC_WIRINGS[name]
+    mx.random.seed(2)
+    wiring = build()
+    model = LTC(5, wiring, sparse=True, ode_unfolds=unfolds)
+    data = inputs(hidden=wiring.units)
+    model.kernel = "reference"
+    want_value, want_params, want_inputs = loss_and_gradients(model, *data)
+    model.kernel = "fused"
+    with on(backend):
+        value, params, grads = loss_and_gradients(model, *data)
+    assert abs(value.item() - want_value.item()) <= RTOL * abs(want_value.item())
+    for name in params:
+        assert relative_error(params[name], want_params[name]) <= RTOL, name
+    for name, got, want in zip(("x", "timespans", "hx"), grads, want_inputs, strict=True):
+        assert relative_error(got, want) <= RTOL, name
 
 
 # ---------------------------------------------------------------------------- self-check

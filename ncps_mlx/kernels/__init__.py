@@ -9,19 +9,24 @@ Sequence modules take ``kernel="auto" | "fused" | "reference"`` (None: the globa
   cannot run (the CPU, an unsupported cell or option, a half-precision model);
 * ``"auto"`` takes the fused kernels on a GPU where they are supported, else the reference.
 
-Supported now: the dense :class:`~ncps_mlx.cells.CfCCell` in every mode, with any backbone
-(activations ``lecun_tanh``, ``tanh``, ``relu``, ``silu``, ``gelu``; dropout only outside
-training), timespans, padding masks, an initial state, in float32. Not yet: the wired CfC,
-the LTC, mixed memory.
+Supported now, with timespans, padding masks and an initial state, in float32:
+
+* the dense :class:`~ncps_mlx.cells.CfCCell` in every mode, with any backbone (activations
+  ``lecun_tanh``, ``tanh``, ``relu``, ``silu``, ``gelu``; dropout only outside training);
+* the :class:`~ncps_mlx.cells.LTCCell` in the fan-in (sparse) layout with ncps's
+  semi-implicit solver and any ``ode_unfolds`` (no fast weights or routing).
+
+Not yet: the wired CfC (:class:`~ncps_mlx.cells.WiredCfCCell`), the explicit LTC solvers, mixed
+memory, half precision.
 """
 
 from __future__ import annotations
 
 import mlx.core as mx
 
+from ..cells import CfCCell, LTCCell
+from . import cfc, ltc
 from .backend import emulate, gpu_backend
-from .cfc import fused_cfc
-from .cfc import unsupported as _cfc_unsupported
 
 __all__ = ["KERNELS", "set_default_kernel", "default_kernel", "check_kernel", "fused_states"]
 __all__ += ["emulate", "gpu_backend"]
@@ -60,10 +65,15 @@ def _unsupported(module, dtype, backend) -> str | None:
         return f"dtype {dtype}: the fused kernels compute in float32 (astype(mx.float32))"
     if module.use_mixed:
         return "mixed_memory=True"
-    return _cfc_unsupported(module.rnn_cell, module.training)
+    cell = module.rnn_cell
+    if type(cell) is CfCCell:
+        return cfc.unsupported(cell, module.training)
+    if type(cell) is LTCCell:
+        return ltc.unsupported(cell)
+    return f"no fused kernel for {type(cell).__name__} yet"
 
 
-def fused_states(module, prepared, h0, timespans, valid):
+def fused_states(module, prepared, state, timespans, valid):
     """The states after every step ``(T, B, N)`` by the fused kernels, or None when
     ``module`` (a :class:`~ncps_mlx.sequence.LiquidSequence`) takes the reference path.
 
@@ -74,9 +84,10 @@ def fused_states(module, prepared, h0, timespans, valid):
     if choice == "reference":
         return None
     backend = gpu_backend()
-    reason = _unsupported(module, h0.dtype, backend)
+    reason = _unsupported(module, state.dtype, backend)
     if reason is not None:
         if choice == "fused":
             raise ValueError(f"kernel='fused' cannot run this {type(module).__name__}: {reason}")
         return None
-    return fused_cfc(module.rnn_cell, prepared, h0, timespans, valid, backend)
+    run = cfc.fused_cfc if type(module.rnn_cell) is CfCCell else ltc.fused_ltc
+    return run(module.rnn_cell, prepared, state, timespans, valid, backend)

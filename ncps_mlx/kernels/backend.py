@@ -6,7 +6,8 @@ share, against a handful of macros:
 * in the body prologue (it must be in the body: MLX's Metal front end declares the thread
   position attributes a body mentions): ``THREAD_ID``, ``BLOCK_ID``, ``NUM_THREADS``,
   ``SHARED`` (the on-chip memory qualifier), ``SHARED_PTR`` (a pointer into it) and
-  ``BARRIER()``;
+  ``BARRIER()`` (which also orders the block's device-memory writes, as ``__syncthreads``
+  does);
 * in the header: ``EXP``, ``TANH``, ``ABS``, ``ERF`` and ``DEVICE_FN`` (a helper function's
   qualifier).
 
@@ -25,10 +26,12 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import mlx.core as mx
 
-__all__ = ["BACKENDS", "gpu_backend", "build", "emulate", "SelfCheck"]
+__all__ = ["BACKENDS", "gpu_backend", "KernelSource", "build", "launch", "emulate", "SelfCheck"]
+__all__ += ["sequence_function", "first_difference"]
 
 #: The backends a fused kernel runs on.
 BACKENDS = ("cuda", "metal", "emulated")
@@ -65,7 +68,7 @@ _BODY_PROLOGUES = {
 #define NUM_THREADS ((int)threads_per_threadgroup.x)
 #define SHARED threadgroup
 #define SHARED_PTR threadgroup float*
-#define BARRIER() threadgroup_barrier(mem_flags::mem_threadgroup)
+#define BARRIER() threadgroup_barrier(mem_flags::mem_threadgroup | mem_flags::mem_device)
 """,
 }
 
@@ -98,22 +101,61 @@ def emulate() -> Iterator[None]:
         _forced_backend = previous
 
 
-def build(backend: str, name: str, inputs: list[str], outputs: list[str], body: str, header=""):
-    """Compile-on-first-call kernel object for ``backend`` (``"cuda"`` or ``"metal"``).
+_BUILT: dict[tuple[str, str], object] = {}
+
+
+def launch(backend: str, source, template: list, blocks: int, threads: int, arrays: dict,
+           shapes: dict) -> dict:
+    """Run a kernel of ``source`` on ``backend``: ``blocks`` thread blocks of ``threads``.
 
     Args:
         backend: ``"cuda"`` or ``"metal"``.
-        name: Kernel name (a C identifier).
-        inputs: Names of the input arrays, in call order.
-        outputs: Names of the output arrays.
-        body: The kernel body, written against the macros of this module.
-        header: Helper functions placed before the kernel (after the backend's header).
+        source: A :class:`KernelSource`; its kernel is built on first use and kept.
+        template: Compile-time constants, ``[(name, int), ...]``.
+        blocks: Number of thread blocks (one per sequence of the batch).
+        threads: Threads per block.
+        arrays: The inputs by name (every name of ``source.inputs``).
+        shapes: Output name -> shape, in the order of ``source.outputs``; outputs are float32
+            and start at zero.
+
+    Returns:
+        Output name -> array.
     """
-    source = _BODY_PROLOGUES[backend] + body
-    full_header = _HEADERS[backend] + header
-    if backend == "cuda":
-        return mx.fast.cuda_kernel(name, inputs, outputs, source, header=full_header)
-    return mx.fast.metal_kernel(name, inputs, outputs, source, header=full_header)
+    key = (backend, source.name)
+    if key not in _BUILT:
+        _BUILT[key] = build(backend, source)
+    outputs = _BUILT[key](
+        inputs=[arrays[name] for name in source.inputs],
+        template=template,
+        grid=(blocks * threads, 1, 1),
+        threadgroup=(threads, 1, 1),
+        output_shapes=[shapes[name] for name in source.outputs],
+        output_dtypes=[mx.float32] * len(source.outputs),
+        init_value=0.0,
+    )
+    return dict(zip(source.outputs, outputs, strict=True))
+
+
+class KernelSource(NamedTuple):
+    """One kernel, for every backend: its name, input and output names, body and header."""
+
+    name: str
+    inputs: list
+    outputs: list
+    body: str
+    header: str = ""
+
+
+def build(backend: str, source: KernelSource):
+    """The kernel object of ``source`` for ``backend`` (``"cuda"`` or ``"metal"``); MLX
+    compiles it on its first call.
+
+    The body is preceded by the backend's body prologue and the header by its header macros.
+    """
+    body = _BODY_PROLOGUES[backend] + source.body
+    header = _HEADERS[backend] + source.header
+    make = mx.fast.cuda_kernel if backend == "cuda" else mx.fast.metal_kernel
+    return make(source.name, source.inputs, source.outputs, body, header=header)
 
 
 class SelfCheck:
@@ -154,3 +196,32 @@ class SelfCheck:
     def clear(self) -> None:
         """Forget every verdict (the next use of each configuration checks it again)."""
         self._verdicts.clear()
+
+
+def sequence_function(names: list[str], forward: Callable, gradients: Callable):
+    """An ``mx.custom_function`` over the arrays ``names`` whose output is ``forward(arrays)``
+    and whose VJP is ``gradients(arrays, output, cotangent)``, a dict of the inputs' gradients
+    by name (an input it leaves out gets zeros: masks, placeholders)."""
+
+    @mx.custom_function
+    def run(*primals):
+        return forward(dict(zip(names, primals, strict=True)))
+
+    @run.vjp
+    def run_vjp(primals, cotangent, output):
+        found = gradients(dict(zip(names, primals, strict=True)), output, cotangent)
+        return tuple(
+            found.get(name, mx.zeros_like(a)) for name, a in zip(names, primals, strict=True)
+        )
+
+    return run
+
+
+def first_difference(got, want, names, tolerance: float) -> str | None:
+    """The first of the paired arrays ``got``/``want`` whose largest difference, relative to
+    the largest value of ``want``, exceeds ``tolerance``, described; None if all agree."""
+    for name, a, b in zip(names, got, want, strict=True):
+        error = (mx.abs(a - b).max() / (mx.abs(b).max() + 1e-6)).item()
+        if not error <= tolerance:
+            return f"{name} differ from the reference path by {error:.1e} (relative)"
+    return None

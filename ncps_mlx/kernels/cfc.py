@@ -18,7 +18,7 @@ import mlx.core as mx
 
 from ..cells.cfc import CfCCell, CfCParams
 from . import cfc_emulation
-from .backend import SelfCheck, build
+from .backend import KernelSource, SelfCheck, first_difference, launch, sequence_function
 from .cfc_source import (
     ACTIVATION_CODES,
     BACKWARD_BODY,
@@ -89,38 +89,16 @@ def unsupported(cell, training: bool) -> str | None:
 
 
 # ---------------------------------------------------------------------------- launches
-_KERNELS: dict[tuple[str, str], object] = {}
+FORWARD = KernelSource("ncps_cfc_forward", FORWARD_INPUTS, ["hs"], FORWARD_BODY, HEADER)
+BACKWARD = KernelSource(
+    "ncps_cfc_backward", BACKWARD_INPUTS, BACKWARD_OUTPUTS, BACKWARD_BODY, HEADER
+)
 
 
-def _kernel(backend: str, which: str):
-    if (backend, which) not in _KERNELS:
-        forward = which == "forward"
-        _KERNELS[(backend, which)] = build(
-            backend,
-            f"ncps_cfc_{which}",
-            FORWARD_INPUTS if forward else BACKWARD_INPUTS,
-            ["hs"] if forward else BACKWARD_OUTPUTS,
-            FORWARD_BODY if forward else BACKWARD_BODY,
-            HEADER,
-        )
-    return _KERNELS[(backend, which)]
-
-
-def _launch(backend: str, which: str, cfg: CfCKernelConfig, arrays: dict, shapes: dict) -> dict:
+def _launch(backend: str, source: KernelSource, cfg: CfCKernelConfig, arrays: dict, shapes):
     steps, batch, _ = arrays["xproj"].shape
     arrays = dict(arrays, sizes=mx.array([steps, batch], dtype=mx.int32))
-    names = FORWARD_INPUTS if which == "forward" else BACKWARD_INPUTS
-    threads = cfg.threads()
-    outputs = _kernel(backend, which)(
-        inputs=[arrays[name] for name in names],
-        template=cfg.template(),
-        grid=(batch * threads, 1, 1),
-        threadgroup=(threads, 1, 1),
-        output_shapes=list(shapes.values()),
-        output_dtypes=[mx.float32] * len(shapes),
-        init_value=0.0,
-    )
-    return dict(zip(shapes, outputs, strict=True))
+    return launch(backend, source, cfg.template(), batch, cfg.threads(), arrays, shapes)
 
 
 def _backward_shapes(cfg: CfCKernelConfig, steps: int, batch: int) -> dict:
@@ -143,7 +121,7 @@ def _run_forward(backend: str, cfg: CfCKernelConfig, arrays: dict) -> mx.array:
     if backend == "emulated":
         return cfc_emulation.forward(cfg, arrays)
     steps, batch, _ = arrays["xproj"].shape
-    return _launch(backend, "forward", cfg, arrays, {"hs": (steps, batch, cfg.hidden)})["hs"]
+    return _launch(backend, FORWARD, cfg, arrays, {"hs": (steps, batch, cfg.hidden)})["hs"]
 
 
 def _run_backward(backend: str, cfg: CfCKernelConfig, arrays: dict) -> dict:
@@ -157,7 +135,7 @@ def _run_backward(backend: str, cfg: CfCKernelConfig, arrays: dict) -> dict:
         head_w_t=mx.contiguous(arrays["head_w"].T),
     )
     steps, batch, _ = arrays["xproj"].shape
-    return _launch(backend, "backward", cfg, arrays, _backward_shapes(cfg, steps, batch))
+    return _launch(backend, BACKWARD, cfg, arrays, _backward_shapes(cfg, steps, batch))
 
 
 # ---------------------------------------------------------------------------- the custom function
@@ -189,30 +167,22 @@ _FUNCTIONS: dict[tuple[str, CfCKernelConfig], mx.custom_function] = {}
 def _function(backend: str, cfg: CfCKernelConfig) -> mx.custom_function:
     """The custom function ``(xproj, h0, ts, valid, w_rec, ...) -> hs`` of one configuration."""
     key = (backend, cfg)
-    if key in _FUNCTIONS:
-        return _FUNCTIONS[key]
+    if key not in _FUNCTIONS:
 
-    @mx.custom_function
-    def run(*primals):
-        return _run_forward(backend, cfg, dict(zip(_PRIMALS, primals, strict=True)))
+        def gradients(arrays, states, cotangent):
+            arrays = dict(arrays, hs=states, dhs=cotangent)
+            grads = _run_backward(backend, cfg, arrays)
+            return {
+                "xproj": grads["d_first"],
+                "h0": grads["dh0"],
+                "ts": grads["dts"].sum(axis=-1),
+                **_weight_gradients(cfg, arrays, grads),
+            }
 
-    @run.vjp
-    def run_vjp(primals, cotangent, output):
-        arrays = dict(zip(_PRIMALS, primals, strict=True), hs=output, dhs=cotangent)
-        grads = _run_backward(backend, cfg, arrays)
-        weights = _weight_gradients(cfg, arrays, grads)
-        found = {
-            "xproj": grads["d_first"],
-            "h0": grads["dh0"],
-            "ts": grads["dts"].sum(axis=-1),
-            **weights,
-        }
-        return tuple(
-            found.get(name, mx.zeros_like(a)) for name, a in zip(_PRIMALS, primals, strict=True)
+        _FUNCTIONS[key] = sequence_function(
+            _PRIMALS, lambda arrays: _run_forward(backend, cfg, arrays), gradients
         )
-
-    _FUNCTIONS[key] = run
-    return run
+    return _FUNCTIONS[key]
 
 
 def _primals(cfg: CfCKernelConfig, xproj, h0, timespans, valid, params: CfCParams) -> list:
@@ -281,11 +251,7 @@ def _self_check(backend: str, cfg: CfCKernelConfig, cell: CfCCell, params) -> st
     got = mx.vjp(fused, [xproj, h0], [cotangent])
     want = mx.vjp(reference, [xproj, h0], [cotangent])
     names = ("states", "input gradient", "state gradient")
-    for name, a, b in zip(names, (*got[0], *got[1]), (*want[0], *want[1]), strict=True):
-        error = (mx.abs(a - b).max() / (mx.abs(b).max() + 1e-6)).item()
-        if not error <= CHECK_TOLERANCE:
-            return f"{name} differ from the reference path by {error:.1e} (relative)"
-    return None
+    return first_difference((*got[0], *got[1]), (*want[0], *want[1]), names, CHECK_TOLERANCE)
 
 
 def fused_cfc(cell: CfCCell, prepared, h0, timespans, valid, backend: str) -> mx.array | None:

@@ -1,6 +1,6 @@
-"""The fused CfC kernel against the reference loop, in one run on the default device.
+"""The fused CfC and LTC kernels against the reference loop, in one run on the default device.
 
-    python benchmarks/fused_cfc.py [--repeats N]
+    python benchmarks/fused_kernels.py [--repeats N]
 
 For each workload: forward and train step (MSE loss, gradients, one Adam update) with
 ``kernel="reference"`` (one compiled step per time step) and ``kernel="fused"`` (one launch
@@ -16,27 +16,36 @@ os.environ.setdefault("MLX_ENABLE_TF32", "0")
 import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ncps_mlx import CfC, kernels  # noqa: E402
+from ncps_mlx import LTC, CfC, kernels  # noqa: E402
 from ncps_mlx.apps.bench.cells import mlx_timers  # noqa: E402
 from ncps_mlx.apps.bench.timing import best_of, mlx_peak_mb  # noqa: E402
+from ncps_mlx.wirings import AutoNCP, Random  # noqa: E402
 
-#: (label, batch, steps, features, units, CfC keywords)
+#: (label, batch, steps, features, the model given ``features``)
 WORKLOADS = [
-    ("CfC(16, 64) default", 32, 256, 16, 64, {}),
-    ("CfC(16, 64) no_gate", 32, 256, 16, 64, {"mode": "no_gate"}),
-    ("CfC(16, 64) pure", 32, 256, 16, 64, {"mode": "pure"}),
-    ("CfC(16, 64) no backbone", 32, 256, 16, 64, {"backbone_layers": 0}),
-    ("CfC(16, 256) B=256 T=1024", 256, 1024, 16, 256, {}),
+    ("CfC(16, 64) default", 32, 256, 16, lambda f: CfC(f, 64)),
+    ("CfC(16, 64) no_gate", 32, 256, 16, lambda f: CfC(f, 64, mode="no_gate")),
+    ("CfC(16, 64) pure", 32, 256, 16, lambda f: CfC(f, 64, mode="pure")),
+    ("CfC(16, 64) no backbone", 32, 256, 16, lambda f: CfC(f, 64, backbone_layers=0)),
+    ("CfC(16, 256) B=256 T=1024", 256, 1024, 16, lambda f: CfC(f, 256)),
+    ("LTC AutoNCP(64, 8) sparse", 32, 256, 16, lambda f: LTC(f, AutoNCP(64, 8), sparse=True)),
+    (
+        "LTC Random N=4096 fan-in 16",
+        8,
+        64,
+        16,
+        lambda f: LTC(f, Random(4096, 8, sparsity_level=1 - 16 / 4096, random_seed=1)),
+    ),
 ]
 
 
-def measure(label, batch, steps, features, units, options, repeats) -> list[str]:
+def measure(label, batch, steps, features, build, repeats) -> list[str]:
     rng = np.random.default_rng(0)
-    x = mx.array(rng.standard_normal((batch, steps, features)).astype(np.float32))
-    target = mx.array(rng.standard_normal((batch, steps, units)).astype(np.float32))
     mx.random.seed(0)
-    model = CfC(features, units, **options)
+    model = build(features)
     mx.eval(model.parameters())
+    x = mx.array(rng.standard_normal((batch, steps, features)).astype(np.float32))
+    target = mx.array(rng.standard_normal((batch, steps, model.output_size)).astype(np.float32))
     outputs = {}
     for kernel in ("reference", "fused"):  # before any training step changes the weights
         model.kernel = kernel
@@ -63,7 +72,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     if kernels.gpu_backend() is None:
-        raise SystemExit("fused_cfc.py needs a GPU (Metal or CUDA); the default device is the CPU")
+        raise SystemExit("fused_kernels.py needs a GPU (Metal or CUDA); the default device is CPU")
     print(f"device: {mx.default_device()}, backend {kernels.gpu_backend()}, "
           f"MLX {mx.__version__}, MLX_ENABLE_TF32={os.environ['MLX_ENABLE_TF32']}")
     print("| workload | reference ms | fused ms | fused / reference | max abs diff "
