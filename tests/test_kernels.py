@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import subprocess
 import warnings
 
 os.environ.setdefault("MLX_ENABLE_TF32", "0")
@@ -24,7 +26,9 @@ import pytest  # noqa: E402
 from mlx.utils import tree_flatten  # noqa: E402
 
 from ncps_mlx import LTC, CfC, kernels  # noqa: E402
+from ncps_mlx.kernels import backend  # noqa: E402
 from ncps_mlx.kernels import cfc as fused  # noqa: E402
+from ncps_mlx.kernels import ltc as fused_ltc  # noqa: E402
 from ncps_mlx.wirings import AutoNCP, Random  # noqa: E402
 
 RTOL = 1e-5
@@ -281,3 +285,45 @@ def test_the_self_check_runs_once_per_configuration(monkeypatch):
             CfC(5, 6, kernel="fused")(x)
             CfC(5, 6, mode="pure", kernel="fused")(x)
     assert len(checks) == 2 and checks[0] != checks[1]
+
+
+# ---------------------------------------------------------------------------- the CUDA source
+NVCC = shutil.which("nvcc")
+
+
+def cuda_translation_unit(source, template) -> str:
+    """The kernel as MLX's CUDA front end lays it out (header, signature with the inputs and
+    outputs, the template's constants, body), for compiling with nvcc alone."""
+    arguments = [f"const {'int' if n == 'sizes' else 'float'}* {n}" for n in source.inputs]
+    arguments += [f"float* {n}" for n in source.outputs]
+    constants = "".join(f"  constexpr int {name} = {value};\n" for name, value in template)
+    return (
+        backend._HEADERS["cuda"]
+        + source.header
+        + f"\n__global__ void {source.name}({', '.join(arguments)}) {{\n{constants}"
+        + backend._BODY_PROLOGUES["cuda"]
+        + source.body
+        + "\n}\n"
+    )
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc is not installed")
+@pytest.mark.parametrize(
+    "source, template",
+    [
+        (fused.FORWARD, fused.CfCKernelConfig(64, 128, 128, 2, 256, 0, 0).template()),
+        (fused.BACKWARD, fused.CfCKernelConfig(64, 256, 1, 0, 256, 2, 4).template()),
+        (fused_ltc.FORWARD, fused_ltc.LTCKernelConfig(64, 16, 6).template()),
+        (fused_ltc.BACKWARD, fused_ltc.LTCKernelConfig(4096, 16, 1).template()),
+    ],
+    ids=["cfc-forward", "cfc-backward", "ltc-forward", "ltc-backward"],
+)
+def test_the_cuda_kernels_compile_with_nvcc(tmp_path, source, template):
+    path = tmp_path / f"{source.name}.cu"
+    path.write_text(cuda_translation_unit(source, template))
+    result = subprocess.run(
+        [NVCC, "-c", "-arch=sm_90", str(path), "-o", str(tmp_path / "kernel.o")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
