@@ -56,7 +56,9 @@ class LTCKernelConfig(NamedTuple):
         return [("N", self.neurons), ("K", self.slots), ("UNF", self.unfolds)]
 
     def threads(self) -> int:
-        return min(1024, -(-self.neurons // 32) * 32)
+        """Threads per block: one per neuron in whole warps, at most 256 (a larger block asks
+        for more registers than a CUDA launch may have: seen at N = 4,096 on an H200)."""
+        return min(256, -(-self.neurons // 32) * 32)
 
 
 def unsupported(cell: LTCCell) -> str | None:
