@@ -327,3 +327,15 @@ def test_the_cuda_kernels_compile_with_nvcc(tmp_path, source, template):
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_auto_keeps_the_loop_for_large_ltcs_where_fused_is_slower(monkeypatch):
+    monkeypatch.setattr(fused_ltc, "AUTO_MAX_NEURONS", 8)
+    calls = []
+    monkeypatch.setattr(fused_ltc, "fused_ltc", lambda *a: calls.append(1))
+    model = LTC(5, AutoNCP(10, 3), sparse=True)
+    with kernels.emulate():
+        model(inputs()[0])  # auto: 10 neurons > 8, the loop
+        model.kernel = "fused"
+        model(inputs()[0])
+    assert calls == [1]

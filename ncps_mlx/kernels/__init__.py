@@ -7,7 +7,8 @@ Sequence modules take ``kernel="auto" | "fused" | "reference"`` (None: the globa
   compiled step per time step;
 * ``"fused"`` runs the fused kernels and raises ``ValueError`` naming the reason where they
   cannot run (the CPU, an unsupported cell or option, a half-precision model);
-* ``"auto"`` takes the fused kernels on a GPU where they are supported, else the reference.
+* ``"auto"`` takes the fused kernels on a GPU where they are supported and faster (LTCs of
+  up to :data:`ncps_mlx.kernels.ltc.AUTO_MAX_NEURONS` neurons), else the reference.
 
 Supported now, with timespans, padding masks and an initial state, in float32:
 
@@ -89,5 +90,8 @@ def fused_states(module, prepared, state, timespans, valid):
         if choice == "fused":
             raise ValueError(f"kernel='fused' cannot run this {type(module).__name__}: {reason}")
         return None
+    if choice == "auto" and type(module.rnn_cell) is LTCCell:
+        if ltc.slower_than_reference(module.rnn_cell) is not None:
+            return None
     run = cfc.fused_cfc if type(module.rnn_cell) is CfCCell else ltc.fused_ltc
     return run(module.rnn_cell, prepared, state, timespans, valid, backend)
