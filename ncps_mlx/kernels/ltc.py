@@ -29,6 +29,7 @@ from .ltc_source import (
 )
 
 __all__ = ["LTCKernelConfig", "unsupported", "slower_than_reference", "fused_ltc"]
+__all__ += ["AUTO_MAX_NEURONS", "CHECK_TOLERANCE"]
 
 #: On-chip memory of a block: two potential vectors (the smaller limit, Metal's).
 SHARED_MEMORY_LIMIT = 32 * 1024
