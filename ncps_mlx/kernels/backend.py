@@ -31,7 +31,7 @@ from typing import NamedTuple
 import mlx.core as mx
 
 __all__ = ["BACKENDS", "gpu_backend", "KernelSource", "build", "launch", "emulate", "SelfCheck"]
-__all__ += ["sequence_function", "first_difference"]
+__all__ += ["sequence_function", "first_difference", "per_step"]
 
 #: The backends a fused kernel runs on.
 BACKENDS = ("cuda", "metal", "emulated")
@@ -225,3 +225,14 @@ def first_difference(got, want, names, tolerance: float) -> str | None:
         if not error <= tolerance:
             return f"{name} differ from the reference path by {error:.1e} (relative)"
     return None
+
+
+def per_step(timespans, valid, steps: int, batch: int) -> tuple[mx.array, mx.array]:
+    """The loop's timespans (a float or ``(T, B, 1)``) and padding mask (None or ``(T, B, 1)``
+    bool) as the kernels' ``(T, B)`` float arrays ``ts`` and ``valid`` (1 at real steps)."""
+    if isinstance(timespans, mx.array):
+        timespans = timespans.reshape(steps, batch)
+    else:
+        timespans = mx.full((steps, batch), timespans)
+    valid = mx.ones((steps, batch)) if valid is None else valid.reshape(steps, batch)
+    return timespans, valid

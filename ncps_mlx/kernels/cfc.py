@@ -18,7 +18,7 @@ import mlx.core as mx
 
 from ..cells.cfc import CfCCell, CfCParams
 from . import cfc_emulation
-from .backend import KernelSource, SelfCheck, first_difference, launch, sequence_function
+from .backend import KernelSource, SelfCheck, first_difference, launch, per_step, sequence_function
 from .cfc_source import (
     ACTIVATION_CODES,
     BACKWARD_BODY,
@@ -191,15 +191,12 @@ def _primals(cfg: CfCKernelConfig, xproj, h0, timespans, valid, params: CfCParam
     steps, batch, _ = xproj.shape
     unused = mx.zeros((1,))
     backbone, heads = params.backbone or (), params.heads
-    if isinstance(timespans, mx.array):
-        timespans = timespans.reshape(steps, batch)
-    else:
-        timespans = mx.full((steps, batch), timespans)
+    timespans, valid = per_step(timespans, valid, steps, batch)
     arrays = {
         "xproj": xproj,
         "h0": h0,
         "ts": timespans,
-        "valid": mx.ones((steps, batch)) if valid is None else valid.reshape(steps, batch),
+        "valid": valid,
         "w_rec": params.recurrent_weight,
         "bb_w": mx.stack([layer.weight for layer in backbone]) if backbone else unused,
         "bb_b": mx.stack([layer.bias for layer in backbone]) if backbone else unused,

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..cells.ltc import LTCCell
 from . import ltc_emulation
-from .backend import KernelSource, SelfCheck, first_difference, launch, sequence_function
+from .backend import KernelSource, SelfCheck, first_difference, launch, per_step, sequence_function
 from .ltc_source import (
     BACKWARD_BODY,
     BACKWARD_INPUTS,
@@ -166,16 +166,13 @@ def _primals(cell: LTCCell, inputs, v0, timespans, valid, params) -> list:
     sens_num, sens_den = inputs
     steps, batch, _ = sens_num.shape
     synapses = params.synapses
-    if isinstance(timespans, mx.array):
-        timespans = timespans.reshape(steps, batch)
-    else:
-        timespans = mx.full((steps, batch), timespans)
+    timespans, valid = per_step(timespans, valid, steps, batch)
     arrays = {
         "sens_num": sens_num,
         "sens_den": sens_den,
         "v0": v0,
         "ts": timespans,
-        "valid": mx.ones((steps, batch)) if valid is None else valid.reshape(steps, batch),
+        "valid": valid,
         **{name: getattr(synapses, name).reshape(-1) for name in _SYNAPSE_FIELDS},
         "src": synapses.sources.astype(mx.float32),
         "cm": params.cm,

@@ -72,6 +72,28 @@ BACKWARD_OUTPUTS = [
     "dsrc",
 ]
 
+def _iteration(read: str, write: str) -> str:
+    """One solver iteration of every neuron of the block: reads potentials through ``read``
+    (an array expression up to its index, e.g. ``"v["``) and stores the new one at ``write``."""
+    gathered = f"{read}(int)src[slot]]"
+    return f"""
+      for (int i = tid; i < N; i += nt) {{
+        const float cm_t = cm[i] * ((float)UNF / span);
+        const float base = cm_t + gleak[i] + sens_den[row * N + i] + epsilon;
+        const float drive = leak[i] + sens_num[row * N + i];
+        float num = 0.0f;
+        float den = 0.0f;
+        for (int k = 0; k < K; ++k) {{
+          const int slot = i * K + k;
+          const float s = ncps_sigmoid(sigma[slot] * ({gathered} - mu[slot]));
+          num += s * w_erev[slot];
+          den += s * w[slot];
+        }}
+        {write} = (cm_t * {read}i] + drive + num) / (base + den);
+      }}
+"""
+
+
 _PREAMBLE = """
   const int tid = THREAD_ID;
   const int nt = NUM_THREADS;
@@ -95,21 +117,9 @@ FORWARD_BODY = (
     if (valid[row] > 0.5f) {
       const float span = ts[row];
       for (int u = 0; u < UNF; ++u) {
-        for (int i = tid; i < N; i += nt) {
-          const float cm_t = cm[i] * ((float)UNF / span);
-          const float base = cm_t + gleak[i] + sens_den[row * N + i] + epsilon;
-          const float drive = leak[i] + sens_num[row * N + i];
-          float num = 0.0f;
-          float den = 0.0f;
-          for (int k = 0; k < K; ++k) {
-            const int slot = i * K + k;
-            const float s = ncps_sigmoid(sigma[slot] * (v[(int)src[slot]] - mu[slot]));
-            num += s * w_erev[slot];
-            den += s * w[slot];
-          }
-          v_next[i] = (cm_t * v[i] + drive + num) / (base + den);
-        }
-        BARRIER();
+"""
+    + _iteration("v[", "v_next[i]")
+    + """        BARRIER();
         SHARED_PTR swap = v;
         v = v_next;
         v_next = swap;
@@ -145,21 +155,9 @@ BACKWARD_BODY = (
     BARRIER();
     for (int u = 0; u < UNF; ++u) {  // recompute the iterations of this step
       const int in = tb + u * N;
-      for (int i = tid; i < N; i += nt) {
-        const float cm_t = cm[i] * ((float)UNF / span);
-        const float base = cm_t + gleak[i] + sens_den[row * N + i] + epsilon;
-        const float drive = leak[i] + sens_num[row * N + i];
-        float num = 0.0f;
-        float den = 0.0f;
-        for (int k = 0; k < K; ++k) {
-          const int slot = i * K + k;
-          const float s = ncps_sigmoid(sigma[slot] * (traj[in + (int)src[slot]] - mu[slot]));
-          num += s * w_erev[slot];
-          den += s * w[slot];
-        }
-        traj[in + N + i] = (cm_t * traj[in + i] + drive + num) / (base + den);
-      }
-      BARRIER();
+"""
+    + _iteration("traj[in + ", "traj[in + N + i]")
+    + """      BARRIER();
     }
     for (int u = UNF - 1; u >= 0; --u) {  // and run them backwards
       const int in = tb + u * N;
