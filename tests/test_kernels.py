@@ -86,6 +86,22 @@ def loss_and_gradients(model, x, timespans, hx, mask):
     return value, dict(tree_flatten(grads)), inputs_grads
 
 
+def assert_fused_matches_reference(model, data, backend):
+    """The loss, every parameter's gradient and those of ``x``, timespans and ``hx`` of the
+    fused path on ``backend`` equal the reference loop's within ``RTOL``."""
+    model.kernel = "reference"
+    want_value, want_params, want_inputs = loss_and_gradients(model, *data)
+    model.kernel = "fused"
+    with on(backend):
+        value, params, grads = loss_and_gradients(model, *data)
+    assert abs(value.item() - want_value.item()) <= RTOL * abs(want_value.item())
+    assert params.keys() == want_params.keys()
+    for name in params:
+        assert relative_error(params[name], want_params[name]) <= RTOL, name
+    for name, got, want in zip(("x", "timespans", "hx"), grads, want_inputs, strict=True):
+        assert relative_error(got, want) <= RTOL, name
+
+
 CONFIGS = [
     {"mode": mode, "backbone_layers": layers, "activation": activation}
     for mode in ("default", "no_gate", "pure")
@@ -164,18 +180,7 @@ def test_unsupported_configurations_raise_under_fused_and_fall_back_under_auto(b
 def test_fused_equals_the_reference_loop_with_gradients(backend, options):
     mx.random.seed(1)
     model = CfC(5, 6, backbone_units=9, **options)
-    data = inputs()
-    model.kernel = "reference"
-    want_value, want_params, want_inputs = loss_and_gradients(model, *data)
-    model.kernel = "fused"
-    with on(backend):
-        value, params, grads = loss_and_gradients(model, *data)
-    assert abs(value.item() - want_value.item()) <= RTOL * abs(want_value.item())
-    assert params.keys() == want_params.keys()
-    for name in params:
-        assert relative_error(params[name], want_params[name]) <= RTOL, name
-    for name, got, want in zip(("x", "timespans", "hx"), grads, want_inputs, strict=True):
-        assert relative_error(got, want) <= RTOL, name
+    assert_fused_matches_reference(model, inputs(), backend)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -232,17 +237,7 @@ def test_fused_ltc_equals_the_reference_loop_with_gradients(backend, name):
     mx.random.seed(2)
     wiring = build()
     model = LTC(5, wiring, sparse=True, ode_unfolds=unfolds)
-    data = inputs(hidden=wiring.units)
-    model.kernel = "reference"
-    want_value, want_params, want_inputs = loss_and_gradients(model, *data)
-    model.kernel = "fused"
-    with on(backend):
-        value, params, grads = loss_and_gradients(model, *data)
-    assert abs(value.item() - want_value.item()) <= RTOL * abs(want_value.item())
-    for name in params:
-        assert relative_error(params[name], want_params[name]) <= RTOL, name
-    for name, got, want in zip(("x", "timespans", "hx"), grads, want_inputs, strict=True):
-        assert relative_error(got, want) <= RTOL, name
+    assert_fused_matches_reference(model, inputs(hidden=wiring.units), backend)
 
 
 # ---------------------------------------------------------------------------- self-check

@@ -31,7 +31,8 @@ from typing import NamedTuple
 import mlx.core as mx
 
 __all__ = ["BACKENDS", "gpu_backend", "KernelSource", "build", "launch", "emulate", "SelfCheck"]
-__all__ += ["sequence_function", "first_difference", "per_step"]
+__all__ += ["sequence_function", "first_difference", "first_vjp_difference", "per_step"]
+__all__ += ["carried_states", "SEQUENCE_PREAMBLE"]
 
 #: The backends a fused kernel runs on.
 BACKENDS = ("cuda", "metal", "emulated")
@@ -215,6 +216,36 @@ def sequence_function(names: list[str], forward: Callable, gradients: Callable):
         )
 
     return run
+
+
+#: The lines every sequence kernel's body starts with, which define the thread, the block's
+#: sequence ``b`` and the sizes ``steps`` and ``batch`` (from the int32 input ``sizes``).
+SEQUENCE_PREAMBLE = """
+  const int tid = THREAD_ID;
+  const int nt = NUM_THREADS;
+  const int b = BLOCK_ID;
+  const int steps = sizes[0];
+  const int batch = sizes[1];
+"""
+
+
+def carried_states(step: Callable, state: mx.array, valid: mx.array) -> mx.array:
+    """The reference loop a first-use check compares with: ``state = step(t, state)`` at the
+    real steps of ``valid`` ``(T, B, 1)``, carried at padded ones; the states ``(T, ...)``."""
+    states = []
+    for t in range(valid.shape[0]):
+        state = mx.where(valid[t], step(t, state), state)
+        states.append(state)
+    return mx.stack(states)
+
+
+def first_vjp_difference(fused, reference, primals, cotangent, names, tolerance):
+    """Compare two functions' outputs and their gradients with respect to ``primals`` (one
+    ``cotangent``) with :func:`first_difference`; ``names`` name the output, then each
+    primal's gradient."""
+    got = mx.vjp(fused, primals, [cotangent])
+    want = mx.vjp(reference, primals, [cotangent])
+    return first_difference((*got[0], *got[1]), (*want[0], *want[1]), names, tolerance)
 
 
 def first_difference(got, want, names, tolerance: float) -> str | None:

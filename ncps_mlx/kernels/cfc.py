@@ -18,7 +18,15 @@ import mlx.core as mx
 
 from ..cells.cfc import CfCCell, CfCParams
 from . import cfc_emulation
-from .backend import KernelSource, SelfCheck, first_difference, launch, per_step, sequence_function
+from .backend import (
+    KernelSource,
+    SelfCheck,
+    carried_states,
+    first_vjp_difference,
+    launch,
+    per_step,
+    sequence_function,
+)
 from .cfc_source import (
     ACTIVATION_CODES,
     BACKWARD_BODY,
@@ -218,15 +226,6 @@ _CHECKS = SelfCheck("CfC")
 CHECK_TOLERANCE = 2e-2
 
 
-def _reference_states(cell: CfCCell, xproj, h0, timespans, valid, params) -> mx.array:
-    """The reference loop's states ``(T, B, H)`` (the cell's own step, padding carried)."""
-    h, states = h0, []
-    for t in range(xproj.shape[0]):
-        h = mx.where(valid[t], cell.advance(xproj[t], params, h, timespans[t]), h)
-        states.append(h)
-    return mx.stack(states)
-
-
 def _self_check(backend: str, cfg: CfCKernelConfig, cell: CfCCell, params) -> str | None:
     """Compare the fused path with the reference loop on a short sequence (states, and the
     gradients of the inputs and the initial state); a description of a mismatch, or None."""
@@ -242,13 +241,11 @@ def _self_check(backend: str, cfg: CfCKernelConfig, cell: CfCCell, params) -> st
     def fused(x, h):
         return function(*_primals(cfg, x, h, timespans, valid, params))
 
-    def reference(x, h):
-        return _reference_states(cell, x, h, timespans, valid, params)
+    def reference(x, h):  # the cell's own step
+        return carried_states(lambda t, h: cell.advance(x[t], params, h, timespans[t]), h, valid)
 
-    got = mx.vjp(fused, [xproj, h0], [cotangent])
-    want = mx.vjp(reference, [xproj, h0], [cotangent])
     names = ("states", "input gradient", "state gradient")
-    return first_difference((*got[0], *got[1]), (*want[0], *want[1]), names, CHECK_TOLERANCE)
+    return first_vjp_difference(fused, reference, [xproj, h0], cotangent, names, CHECK_TOLERANCE)
 
 
 def fused_cfc(cell: CfCCell, prepared, h0, timespans, valid, backend: str) -> mx.array | None:

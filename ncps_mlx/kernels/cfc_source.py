@@ -23,6 +23,8 @@ with atomics.
 
 from __future__ import annotations
 
+from .backend import SEQUENCE_PREAMBLE
+
 __all__ = ["ACTIVATION_CODES", "HEADER", "FORWARD_INPUTS", "FORWARD_BODY", "BACKWARD_INPUTS"]
 __all__ += ["BACKWARD_OUTPUTS", "BACKWARD_BODY"]
 
@@ -128,12 +130,7 @@ def _step(record: bool) -> str:
 """
 
 
-_PREAMBLE = """
-  const int tid = THREAD_ID;
-  const int nt = NUM_THREADS;
-  const int b = BLOCK_ID;
-  const int steps = sizes[0];
-  const int batch = sizes[1];
+_PREAMBLE = SEQUENCE_PREAMBLE + """
   SHARED float h[H];
   SHARED float g[KH];
   SHARED float za[ZMAX];

@@ -18,7 +18,15 @@ import numpy as np
 
 from ..cells.ltc import LTCCell
 from . import ltc_emulation
-from .backend import KernelSource, SelfCheck, first_difference, launch, per_step, sequence_function
+from .backend import (
+    KernelSource,
+    SelfCheck,
+    carried_states,
+    first_vjp_difference,
+    launch,
+    per_step,
+    sequence_function,
+)
 from .ltc_source import (
     BACKWARD_BODY,
     BACKWARD_INPUTS,
@@ -206,17 +214,12 @@ def _self_check(backend: str, cell: LTCCell, cfg: LTCKernelConfig) -> str | None
     def fused(num, den, v):
         return function(*_primals(cell, (num, den), v, timespans, valid, params))
 
-    def reference(num, den, v):
-        states = []
-        for t in range(steps):
-            v = mx.where(valid[t], cell.step((num[t], den[t]), params, v, timespans[t])[0], v)
-            states.append(v)
-        return mx.stack(states)
+    def reference(num, den, v):  # the cell's own step
+        step = lambda t, v: cell.step((num[t], den[t]), params, v, timespans[t])[0]  # noqa: E731
+        return carried_states(step, v, valid)
 
-    got = mx.vjp(fused, [*sens, v0], [cotangent])
-    want = mx.vjp(reference, [*sens, v0], [cotangent])
     names = ("states", "numerator gradient", "denominator gradient", "state gradient")
-    return first_difference((*got[0], *got[1]), (*want[0], *want[1]), names, CHECK_TOLERANCE)
+    return first_vjp_difference(fused, reference, [*sens, v0], cotangent, names, CHECK_TOLERANCE)
 
 
 def fused_ltc(cell: LTCCell, prepared, v0, timespans, valid, backend: str) -> mx.array | None:

@@ -24,6 +24,8 @@ Compile-time constants: ``N`` neurons, ``K`` slots per neuron, ``UNF`` solver it
 
 from __future__ import annotations
 
+from .backend import SEQUENCE_PREAMBLE
+
 __all__ = ["FORWARD_INPUTS", "FORWARD_BODY", "BACKWARD_INPUTS", "BACKWARD_OUTPUTS"]
 __all__ += ["BACKWARD_BODY", "HEADER"]
 
@@ -94,12 +96,7 @@ def _iteration(read: str, write: str) -> str:
 """
 
 
-_PREAMBLE = """
-  const int tid = THREAD_ID;
-  const int nt = NUM_THREADS;
-  const int b = BLOCK_ID;
-  const int steps = sizes[0];
-  const int batch = sizes[1];
+_PREAMBLE = SEQUENCE_PREAMBLE + """
   const float epsilon = eps[0];
 """
 
