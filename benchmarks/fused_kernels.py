@@ -30,11 +30,25 @@ WORKLOADS = [
     ("CfC(16, 256) B=256 T=1024", 256, 1024, 16, lambda f: CfC(f, 256)),
     ("LTC AutoNCP(64, 8) sparse", 32, 256, 16, lambda f: LTC(f, AutoNCP(64, 8), sparse=True)),
     (
+        "LTC Random N=256 fan-in 16",
+        32,
+        256,
+        16,
+        lambda f: LTC(f, Random(256, 8, sparsity_level=1 - 16 / 256, random_seed=1), sparse=True),
+    ),
+    (
+        "LTC Random N=1024 fan-in 16 B=32 T=64",
+        32,
+        64,
+        16,
+        lambda f: LTC(f, Random(1024, 8, sparsity_level=1 - 16 / 1024, random_seed=1), sparse=True),
+    ),
+    (
         "LTC Random N=4096 fan-in 16",
         8,
         64,
         16,
-        lambda f: LTC(f, Random(4096, 8, sparsity_level=1 - 16 / 4096, random_seed=1)),
+        lambda f: LTC(f, Random(4096, 8, sparsity_level=1 - 16 / 4096, random_seed=1), sparse=True),
     ),
 ]
 
@@ -73,10 +87,14 @@ def main() -> None:
     args = parser.parse_args()
     if kernels.gpu_backend() is None:
         raise SystemExit("fused_kernels.py needs a GPU (Metal or CUDA); the default device is CPU")
-    print(f"device: {mx.default_device()}, backend {kernels.gpu_backend()}, "
-          f"MLX {mx.__version__}, MLX_ENABLE_TF32={os.environ['MLX_ENABLE_TF32']}")
-    print("| workload | reference ms | fused ms | fused / reference | max abs diff "
-          "| peak MiB (ref / fused) |")
+    print(
+        f"device: {mx.default_device()}, backend {kernels.gpu_backend()}, "
+        f"MLX {mx.__version__}, MLX_ENABLE_TF32={os.environ['MLX_ENABLE_TF32']}"
+    )
+    print(
+        "| workload | reference ms | fused ms | fused / reference | max abs diff "
+        "| peak MiB (ref / fused) |"
+    )
     print("|---|---|---|---|---|---|")
     for workload in WORKLOADS:
         for line in measure(*workload, args.repeats):

@@ -18,6 +18,7 @@ import warnings
 
 os.environ.setdefault("MLX_ENABLE_TF32", "0")
 
+import host_kernels  # noqa: E402
 import mlx.core as mx  # noqa: E402
 import mlx.nn as nn  # noqa: E402
 import mlx.optimizers as optim  # noqa: E402
@@ -240,6 +241,66 @@ def test_fused_ltc_equals_the_reference_loop_with_gradients(backend, name):
     assert_fused_matches_reference(model, inputs(hidden=wiring.units), backend)
 
 
+def assert_source_equals_emulation(module, cfg, primals, cotangent, occupancy=None):
+    """The custom function of kernel module ``module`` with its kernels' source run on host
+    threads equals the one with the emulation: output and every input's gradient.
+    ``occupancy`` (name -> 0/1 array) masks gradients where padding may differ."""
+    mx.eval(primals)  # outside any trace: the host kernels evaluate their inputs
+    with host_kernels.running():
+        got = mx.vjp(module._function("host", cfg), primals, [cotangent])
+    want = mx.vjp(module._function("emulated", cfg), primals, [cotangent])
+    assert relative_error(got[0][0], want[0][0]) <= RTOL, "output"
+    for name, a, b in zip(module._PRIMALS, got[1], want[1], strict=True):
+        keep = (occupancy or {}).get(name, 1.0)
+        assert relative_error(a * keep, b * keep) <= RTOL, name
+
+
+@pytest.mark.skipif(host_kernels.COMPILER is None, reason="no C++ compiler (g++)")
+@pytest.mark.parametrize("options", CONFIGS[::3], ids=lambda o: "-".join(map(str, o.values())))
+def test_the_cfc_kernel_source_equals_its_emulation_on_host_threads(options):
+    mx.random.seed(6)
+    cell = CfC(5, 6, backbone_units=9, **options).rnn_cell
+    x, timespans, hx, mask = inputs()
+    time_major = lambda a: a.swapaxes(0, 1)[..., None]  # noqa: E731
+    prepared = cell.prepare(x.swapaxes(0, 1))
+    cfg = fused.CfCKernelConfig.of(cell)
+    primals = fused._primals(
+        cfg, prepared.inputs[0], hx, time_major(timespans), time_major(mask), prepared.params
+    )
+    cotangent = mx.random.normal((x.shape[1], x.shape[0], cfg.hidden))
+    assert_source_equals_emulation(fused, cfg, primals, cotangent)
+
+
+#: Wirings for the source on host threads: also one whose backward keeps its scratch and its
+#: synapse gradients in device memory (too large for on-chip memory and registers).
+HOST_LTC_WIRINGS = {
+    **LTC_WIRINGS,
+    "random-600-in-memory": (lambda: Random(600, 4, sparsity_level=0.98, random_seed=3), 6),
+}
+
+
+@pytest.mark.skipif(host_kernels.COMPILER is None, reason="no C++ compiler (g++)")
+@pytest.mark.parametrize("name", HOST_LTC_WIRINGS)
+def test_the_ltc_kernel_source_equals_its_emulation_on_host_threads(name):
+    build, unfolds = HOST_LTC_WIRINGS[name]
+    mx.random.seed(5)
+    cell = LTC(5, build(), sparse=True, ode_unfolds=unfolds).rnn_cell
+    x, timespans, hx, mask = inputs(hidden=cell.num_neurons)
+    time_major = lambda a: a.swapaxes(0, 1)[..., None]  # noqa: E731
+    prepared = cell.prepare(x.swapaxes(0, 1))
+    primals = fused_ltc._primals(
+        cell, prepared.inputs, hx, time_major(timespans), time_major(mask), prepared.params
+    )
+    occupied = cell._fan_in.valid.reshape(-1)
+    cotangent = mx.random.normal((x.shape[1], x.shape[0], cell.num_neurons))
+    cfg = fused_ltc.LTCKernelConfig.of(cell)
+    if name.endswith("in-memory"):
+        assert not cfg.scratch_on_chip() and dict(cfg.template("backward"))["ACC"] == 0
+    assert_source_equals_emulation(
+        fused_ltc, cfg, primals, cotangent, {"w": occupied, "w_erev": occupied}
+    )
+
+
 # ---------------------------------------------------------------------------- self-check
 def test_a_kernel_that_disagrees_is_caught_once_and_the_reference_answers(monkeypatch):
     wrong = lambda backend, cfg, arrays: arrays["xproj"][..., :6]  # noqa: E731
@@ -308,10 +369,25 @@ def cuda_translation_unit(source, template) -> str:
     [
         (fused.FORWARD, fused.CfCKernelConfig(64, 128, 128, 2, 256, 0, 0).template()),
         (fused.BACKWARD, fused.CfCKernelConfig(64, 256, 1, 0, 256, 2, 4).template()),
-        (fused_ltc.FORWARD, fused_ltc.LTCKernelConfig(64, 16, 6).template()),
-        (fused_ltc.BACKWARD, fused_ltc.LTCKernelConfig(4096, 16, 1).template()),
+        (fused_ltc.FORWARD, fused_ltc.LTCKernelConfig(64, 23, 6, 30).template("forward")),
+        (fused_ltc.FORWARD, fused_ltc.LTCKernelConfig(4096, 16, 6, 40).template("forward")),
+        (
+            fused_ltc.BACKWARDS[True],
+            fused_ltc.LTCKernelConfig(64, 23, 6, 30).template("backward"),
+        ),
+        (
+            fused_ltc.BACKWARDS[False],
+            fused_ltc.LTCKernelConfig(4096, 16, 1, 40).template("backward"),
+        ),
     ],
-    ids=["cfc-forward", "cfc-backward", "ltc-forward", "ltc-backward"],
+    ids=[
+        "cfc-forward",
+        "cfc-backward",
+        "ltc-forward",
+        "ltc-forward-large",
+        "ltc-backward-on-chip",
+        "ltc-backward-in-memory",
+    ],
 )
 def test_the_cuda_kernels_compile_with_nvcc(tmp_path, source, template):
     path = tmp_path / f"{source.name}.cu"

@@ -5,11 +5,12 @@ share, against a handful of macros:
 
 * in the body prologue (it must be in the body: MLX's Metal front end declares the thread
   position attributes a body mentions): ``THREAD_ID``, ``BLOCK_ID``, ``NUM_THREADS``,
-  ``SHARED`` (the on-chip memory qualifier), ``SHARED_PTR`` (a pointer into it) and
-  ``BARRIER()`` (which also orders the block's device-memory writes, as ``__syncthreads``
-  does);
-* in the header: ``EXP``, ``TANH``, ``ABS``, ``ERF`` and ``DEVICE_FN`` (a helper function's
-  qualifier).
+  ``SHARED`` (the on-chip memory qualifier), ``SHARED_PTR`` (a pointer into it),
+  ``GLOBAL_PTR`` (a pointer into an output in device memory) and ``BARRIER()`` (which also
+  orders the block's device-memory writes, as ``__syncthreads`` does);
+* in the header: ``EXP``, ``TANH``, ``ABS``, ``ERF``, ``SHUFFLE_XOR(x, m)`` (``x`` of the lane
+  whose index differs in the bits ``m``, within a 32-lane warp / SIMD group; every lane of the
+  warp must call it) and ``DEVICE_FN`` (a helper function's qualifier).
 
 :func:`build` turns the body into an ``mx.fast.metal_kernel`` (Apple GPUs) or an
 ``mx.fast.cuda_kernel`` (NVIDIA GPUs). :func:`gpu_backend` says which one the default device
@@ -44,6 +45,7 @@ _HEADERS = {
 #define TANH(x) tanhf(x)
 #define ABS(x) fabsf(x)
 #define ERF(x) erff(x)
+#define SHUFFLE_XOR(x, m) __shfl_xor_sync(0xffffffffu, (x), (m))
 """,
     "metal": """
 #define DEVICE_FN inline
@@ -51,6 +53,7 @@ _HEADERS = {
 #define TANH(x) metal::precise::tanh(x)
 #define ABS(x) metal::abs(x)
 #define ERF(x) metal::precise::erf(x)
+#define SHUFFLE_XOR(x, m) metal::simd_shuffle_xor((x), (ushort)(m))
 """,
 }
 
@@ -61,6 +64,7 @@ _BODY_PROLOGUES = {
 #define NUM_THREADS ((int)blockDim.x)
 #define SHARED __shared__
 #define SHARED_PTR float*
+#define GLOBAL_PTR float*
 #define BARRIER() __syncthreads()
 """,
     "metal": """
@@ -69,6 +73,7 @@ _BODY_PROLOGUES = {
 #define NUM_THREADS ((int)threads_per_threadgroup.x)
 #define SHARED threadgroup
 #define SHARED_PTR threadgroup float*
+#define GLOBAL_PTR device float*
 #define BARRIER() threadgroup_barrier(mem_flags::mem_threadgroup | mem_flags::mem_device)
 """,
 }
@@ -105,8 +110,9 @@ def emulate() -> Iterator[None]:
 _BUILT: dict[tuple[str, str], object] = {}
 
 
-def launch(backend: str, source, template: list, blocks: int, threads: int, arrays: dict,
-           shapes: dict) -> dict:
+def launch(
+    backend: str, source, template: list, blocks: int, threads: int, arrays: dict, shapes: dict
+) -> dict:
     """Run a kernel of ``source`` on ``backend``: ``blocks`` thread blocks of ``threads``.
 
     Args:

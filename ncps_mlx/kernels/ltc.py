@@ -28,46 +28,134 @@ from .backend import (
     sequence_function,
 )
 from .ltc_source import (
-    BACKWARD_BODY,
     BACKWARD_INPUTS,
     BACKWARD_OUTPUTS,
     FORWARD_BODY,
     FORWARD_INPUTS,
     HEADER,
+    backward_body,
+    scratch_floats,
 )
 
-__all__ = ["LTCKernelConfig", "unsupported", "slower_than_reference", "fused_ltc"]
+__all__ = ["LTCKernelConfig", "FanOut", "fan_out", "unsupported", "slower_than_reference"]
+__all__ += ["fused_ltc"]
 __all__ += ["AUTO_MAX_NEURONS", "CHECK_TOLERANCE"]
 
-#: On-chip memory of a block: two potential vectors (the smaller limit, Metal's).
+#: On-chip memory of a block (the smaller limit, Metal's).
 SHARED_MEMORY_LIMIT = 32 * 1024
 
-_PRIMALS = FORWARD_INPUTS[:-1]
+#: Threads per block of the forward and the backward kernel. A CUDA launch fails when threads
+#: x registers per thread exceed a multiprocessor's 65,536 registers: the backward may use up
+#: to 255 (the most a thread has), the forward up to 128 (nvcc -Xptxas -v: 48 at N = 64, 80 at
+#: N = 4,096). Apple GPUs allow up to 1,024 threads, fewer for register-heavy kernels.
+MAX_THREADS = {"forward": 512, "backward": 256}
+
+#: Synapse-gradient sums a backward thread keeps in registers (beyond: in device memory).
+MAX_REGISTER_SYNAPSES = 8
+
+#: The custom function's inputs: the forward kernel's (``sizes`` is made from the shapes) and
+#: the fan-out table, which only the backward reads.
+_PRIMALS = [*FORWARD_INPUTS[:-1], "out_start", "out_slots"]
 FORWARD = KernelSource("ncps_ltc_forward", FORWARD_INPUTS, ["vs"], FORWARD_BODY, HEADER)
-BACKWARD = KernelSource(
-    "ncps_ltc_backward", BACKWARD_INPUTS, BACKWARD_OUTPUTS, BACKWARD_BODY, HEADER
-)
+BACKWARDS = {
+    on_chip: KernelSource(
+        f"ncps_ltc_backward_{'chip' if on_chip else 'memory'}",
+        BACKWARD_INPUTS,
+        BACKWARD_OUTPUTS,
+        backward_body(on_chip),
+        HEADER,
+    )
+    for on_chip in (True, False)
+}
 _SYNAPSE_FIELDS = ("w_erev", "w", "mu", "sigma")
 
 
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
 class LTCKernelConfig(NamedTuple):
-    """Compile-time sizes of a fused LTC kernel: neurons, slots per neuron, solver iterations."""
+    """Sizes of a fused LTC kernel: neurons, slots per neuron (the largest fan-in), solver
+    iterations and the largest fan-out (occupied slots per source neuron)."""
 
     neurons: int
     slots: int
     unfolds: int
+    fan_out: int
 
     @classmethod
     def of(cls, cell: LTCCell) -> LTCKernelConfig:
-        return cls(cell.num_neurons, cell._fan_in.width, cell.ode_unfolds)
+        table = cell._fan_in
+        return cls(cell.num_neurons, table.width, cell.ode_unfolds, fan_out(table).most)
 
-    def template(self) -> list[tuple[str, int]]:
-        return [("N", self.neurons), ("K", self.slots), ("UNF", self.unfolds)]
+    def lanes(self, kernel: str) -> int:
+        """Lanes per neuron group: the slots rounded up to a power of two, at most a warp,
+        halved until a group per neuron fits in a block."""
+        lanes = min(32, 1 << (self.slots - 1).bit_length())
+        while lanes > 1 and self.neurons * lanes > MAX_THREADS[kernel]:
+            lanes //= 2
+        return lanes
 
-    def threads(self) -> int:
-        """Threads per block: one per neuron in whole warps, at most 256 (a larger block asks
-        for more registers than a CUDA launch may have: seen at N = 4,096 on an H200)."""
-        return min(256, -(-self.neurons // 32) * 32)
+    def threads(self, kernel: str) -> int:
+        """Threads per block of ``kernel`` (``"forward"`` or ``"backward"``): a group per
+        neuron in whole warps, at most :data:`MAX_THREADS`."""
+        wanted = _ceil_div(self.neurons * self.lanes(kernel), 32) * 32
+        return min(MAX_THREADS[kernel], wanted)
+
+    def template(self, kernel: str) -> list[tuple[str, int]]:
+        """The compile-time constants of ``kernel`` (see :mod:`ncps_mlx.kernels.ltc_source`)."""
+        lanes, threads = self.lanes(kernel), self.threads(kernel)
+        per_group = _ceil_div(self.neurons, threads // lanes)
+        outgoing = _ceil_div(max(self.fan_out, 1), lanes)
+        in_registers = int(per_group * outgoing <= MAX_REGISTER_SYNAPSES)
+        return [
+            ("N", self.neurons),
+            ("K", self.slots),
+            ("UNF", self.unfolds),
+            ("NT", threads),
+            ("G", lanes),
+            ("NPG", per_group),
+            ("SPL", _ceil_div(self.slots, lanes)),
+            ("SPB", outgoing),
+            ("ACC", in_registers),
+        ]
+
+    def scratch_on_chip(self) -> bool:
+        """Whether the backward kernel's scratch fits in on-chip memory."""
+        return 4 * scratch_floats(self.neurons, self.unfolds) <= SHARED_MEMORY_LIMIT
+
+
+class FanOut(NamedTuple):
+    """The occupied slots of a fan-in table grouped by source neuron (CSR, as floats):
+    ``start`` ``(N + 1)``, ``slots`` ``(E,)``, and the largest count ``most``."""
+
+    start: mx.array
+    slots: mx.array
+    most: int
+
+
+_FAN_OUTS: dict[int, tuple[object, FanOut]] = {}
+
+
+def fan_out(table) -> FanOut:
+    """The :class:`FanOut` of a :class:`~ncps_mlx.cells.fan_in.FanInTable` (kept per table)."""
+    kept = _FAN_OUTS.get(id(table.sources))
+    if kept is not None and kept[0] is table.sources:
+        return kept[1]
+    neurons = table.valid.shape[0]
+    occupied = np.flatnonzero(np.array(table.valid).reshape(-1) > 0)
+    source_of_slot = np.array(table.sources).astype(np.int64)[occupied]
+    order = np.argsort(source_of_slot, kind="stable")
+    counts = np.bincount(source_of_slot, minlength=neurons)
+    start = np.concatenate(([0], np.cumsum(counts)))
+    slots = occupied[order] if occupied.size else np.zeros(1, np.int64)
+    result = FanOut(
+        mx.array(start.astype(np.float32)),
+        mx.array(slots.astype(np.float32)),
+        int(counts.max(initial=0)),
+    )
+    _FAN_OUTS[id(table.sources)] = (table.sources, result)
+    return result
 
 
 def unsupported(cell: LTCCell) -> str | None:
@@ -85,9 +173,8 @@ def unsupported(cell: LTCCell) -> str | None:
     return None
 
 
-#: Largest LTC that ``kernel="auto"`` runs fused: one thread per neuron. A block runs one
-#: sequence, so a large circuit with a small batch leaves most of the GPU idle; measured on an
-#: H200: 64 neurons, B = 32: 20x faster than the step loop; 4,096 neurons, B = 8: 7x slower.
+#: Largest LTC that ``kernel="auto"`` runs fused. A block runs one sequence, so a large
+#: circuit with a small batch leaves most of the GPU idle (see the Performance page).
 AUTO_MAX_NEURONS = 256
 
 
@@ -98,33 +185,23 @@ def slower_than_reference(cell: LTCCell) -> str | None:
     return None
 
 
-def _fan_out(sources: mx.array, neurons: int) -> tuple[mx.array, mx.array]:
-    """For each source neuron, the slots it feeds: ``(out_start (N + 1), out_slots (N * K))``
-    as float arrays (CSR over the slots sorted by source)."""
-    source_of_slot = np.array(sources).astype(np.int64)
-    slots = np.argsort(source_of_slot, kind="stable")
-    start = np.searchsorted(source_of_slot[slots], np.arange(neurons + 1))
-    return mx.array(start.astype(np.float32)), mx.array(slots.astype(np.float32))
-
-
 def _run_forward(backend: str, cfg: LTCKernelConfig, arrays: dict) -> mx.array:
     if backend == "emulated":
         return ltc_emulation.forward(cfg, arrays)
     steps, batch, _ = arrays["sens_num"].shape
     arrays = dict(arrays, sizes=mx.array([steps, batch], dtype=mx.int32))
     shapes = {"vs": (steps, batch, cfg.neurons)}
-    return launch(backend, FORWARD, cfg.template(), batch, cfg.threads(), arrays, shapes)["vs"]
+    template, threads = cfg.template("forward"), cfg.threads("forward")
+    return launch(backend, FORWARD, template, batch, threads, arrays, shapes)["vs"]
 
 
 def _run_backward(backend: str, cfg: LTCKernelConfig, arrays: dict) -> dict:
     if backend == "emulated":
         return ltc_emulation.backward(cfg, arrays)
     steps, batch, n = arrays["sens_num"].shape
-    start, slots = _fan_out(arrays["src"], n)
-    arrays = dict(
-        arrays, sizes=mx.array([steps, batch], dtype=mx.int32), out_start=start, out_slots=slots
-    )
+    arrays = dict(arrays, sizes=mx.array([steps, batch], dtype=mx.int32))
     rows, per_sequence = (steps, batch, n), (batch, n)
+    on_chip = cfg.scratch_on_chip()
     shapes = {
         "d_sens_num": rows,
         "d_sens_den": rows,
@@ -134,11 +211,10 @@ def _run_backward(backend: str, cfg: LTCKernelConfig, arrays: dict) -> dict:
         "d_gleak": per_sequence,
         "d_leak": per_sequence,
         "d_syn": (batch, 4, n * cfg.slots),
-        "traj": (batch, cfg.unfolds + 1, n),
-        "work": (batch, 6, n),
-        "dsrc": (batch, n * cfg.slots),
+        "scratch": (1,) if on_chip else (batch, scratch_floats(n, cfg.unfolds)),
     }
-    return launch(backend, BACKWARD, cfg.template(), batch, cfg.threads(), arrays, shapes)
+    template, threads = cfg.template("backward"), cfg.threads("backward")
+    return launch(backend, BACKWARDS[on_chip], template, batch, threads, arrays, shapes)
 
 
 _FUNCTIONS: dict[tuple[str, LTCKernelConfig], mx.custom_function] = {}
@@ -174,6 +250,7 @@ def _primals(cell: LTCCell, inputs, v0, timespans, valid, params) -> list:
     sens_num, sens_den = inputs
     steps, batch, _ = sens_num.shape
     synapses = params.synapses
+    outgoing = fan_out(cell._fan_in)
     timespans, valid = per_step(timespans, valid, steps, batch)
     arrays = {
         "sens_num": sens_num,
@@ -187,6 +264,8 @@ def _primals(cell: LTCCell, inputs, v0, timespans, valid, params) -> list:
         "gleak": params.gleak,
         "leak": params.leak_current,
         "eps": mx.array([cell.epsilon]),
+        "out_start": outgoing.start,
+        "out_slots": outgoing.slots,
     }
     return [arrays[name].astype(mx.float32) for name in _PRIMALS]
 

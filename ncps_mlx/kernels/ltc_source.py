@@ -2,24 +2,32 @@
 Metal and CUDA (see :mod:`ncps_mlx.kernels.backend`).
 
 One thread block runs one sequence of the batch through all ``T`` steps and their ``UNF``
-solver iterations; a thread owns neurons ``i = THREAD_ID, THREAD_ID + NUM_THREADS, ...`` and
-their ``K`` incoming synapse slots (``(N, K)`` tables, target-major, padding slots with weight
-0). The potentials live in on-chip memory in the forward kernel; the synapse parameters stream
-from device memory. Each iteration is ncps's update
+solver iterations. Its ``NT`` threads form groups of ``G`` lanes (``G`` a power of two up to a
+warp): a group owns neurons ``i = group, group + NT / G, ...`` (``NPG`` of them) and its lanes
+share out their synapse slots, ``k = lane, lane + G, ...`` of the ``(N, K)`` tables
+(target-major, padding slots with weight 0), summing the lanes' parts with warp shuffles. The
+potentials live in on-chip memory; each owned neuron's step constants (``cm_t``, the
+denominator's constant part, the drive) live in registers; the synapse parameters stream from
+device memory (they stay in the L1/L2 caches). Each iteration is ncps's update
 
     v_i <- (cm_t v_i + drive_i + sum_k s_ik w_erev_ik) / (base_i + sum_k s_ik w_ik),
     s_ik = sigmoid(sigma_ik (v_src(i,k) - mu_ik)), cm_t = cm UNF / dt,
     drive = leak_current + sensory numerator, base = cm_t + gleak + sensory denominator + eps.
 
-The backward kernel walks the steps in reverse; for each step it recomputes the iterations
-from the state before the step (kept in device-memory scratch), then runs them backwards. The
-gradient of a source potential gathers the contributions of its outgoing synapses through a
-fan-out table (``out_start`` ``(N + 1)``, ``out_slots`` ``(N * K)``: for each source, the slots
-it feeds), so no thread adds into another's value. Per-synapse and per-neuron parameter
-gradients are accumulated per sequence (one block each, so without atomics) and summed over
-the batch by the caller.
+The backward kernel walks the steps in reverse. For each step it recomputes the iterations
+from the state before the step (kept by the forward), keeping every iterate and every
+denominator sum, then runs them backwards in two passes per iteration: per target neuron, the
+gradients of its numerator and denominator; per source neuron, over its outgoing synapses (a
+fan-out table: ``out_start`` ``(N + 1)``, ``out_slots`` ``(E,)``, the occupied slots sorted by
+source, at most ``M`` per source), the synapse parameters' gradients and the source's
+gradient, so no thread adds into another's value. Each thread keeps its synapses' gradient sums
+in registers when they are few (``ACC``), else in the per-sequence output ``d_syn``; per-neuron
+sums are kept in registers. The caller sums the per-sequence gradients over the batch.
 
-Compile-time constants: ``N`` neurons, ``K`` slots per neuron, ``UNF`` solver iterations.
+Compile-time constants: ``N`` neurons, ``K`` slots per neuron, ``UNF`` solver iterations,
+``NT`` threads, ``G`` lanes per group, ``NPG`` neurons per group, ``SPL`` slots per lane
+(``ceil(K / G)``), ``SPB`` outgoing synapses per lane (``ceil(M / G)``), ``ACC`` (1: synapse
+gradients in registers).
 """
 
 from __future__ import annotations
@@ -27,10 +35,15 @@ from __future__ import annotations
 from .backend import SEQUENCE_PREAMBLE
 
 __all__ = ["FORWARD_INPUTS", "FORWARD_BODY", "BACKWARD_INPUTS", "BACKWARD_OUTPUTS"]
-__all__ += ["BACKWARD_BODY", "HEADER"]
+__all__ += ["backward_body", "HEADER", "scratch_floats"]
 
 HEADER = """
 DEVICE_FN float ncps_sigmoid(float x) { return 1.0f / (1.0f + EXP(-x)); }
+
+DEVICE_FN float ncps_group_sum(float x, int lanes) {  // every lane gets its group's sum
+  for (int m = lanes / 2; m > 0; m >>= 1) x += SHUFFLE_XOR(x, m);
+  return x;
+}
 """
 
 _COMMON_INPUTS = [
@@ -54,12 +67,11 @@ _COMMON_INPUTS = [
 FORWARD_INPUTS = list(_COMMON_INPUTS)
 
 #: Extra inputs of the backward kernel: the forward's states ``vs`` and their cotangents
-#: ``dvs`` (both ``(T, B, N)``) and the fan-out table.
+#: ``dvs`` (both ``(T, B, N)``) and the fan-out table (as floats).
 BACKWARD_INPUTS = _COMMON_INPUTS + ["vs", "dvs", "out_start", "out_slots"]
 
-#: Gradients (``d_*``) and device-memory scratch of the backward kernel: ``traj`` ``(B, UNF + 1,
-#: N)`` the iterations of the current step, ``work`` ``(B, 6, N)`` per-neuron running values,
-#: ``dsrc`` ``(B, N * K)`` each slot's gradient for its source.
+#: Gradients (``d_*``) of the backward kernel, and its device-memory scratch ``scratch``
+#: (:func:`scratch_floats` per sequence; unused when the scratch fits on chip).
 BACKWARD_OUTPUTS = [
     "d_sens_num",  # (T, B, N)
     "d_sens_den",  # (T, B, N)
@@ -69,36 +81,76 @@ BACKWARD_OUTPUTS = [
     "d_gleak",  # (B, N)
     "d_leak",  # (B, N)
     "d_syn",  # (B, 4, N * K): w_erev, w, mu, sigma
-    "traj",
-    "work",
-    "dsrc",
+    "scratch",
 ]
 
-def _iteration(read: str, write: str) -> str:
-    """One solver iteration of every neuron of the block: reads potentials through ``read``
-    (an array expression up to its index, e.g. ``"v["``) and stores the new one at ``write``."""
-    gathered = f"{read}(int)src[slot]]"
+
+def scratch_floats(neurons: int, unfolds: int) -> int:
+    """Scratch floats of the backward kernel per sequence: every iterate of a step
+    (``UNF + 1`` vectors), every iteration's denominator sum (``UNF``), and the running
+    gradient and the numerator's and denominator's gradients (3)."""
+    return (2 * unfolds + 4) * neurons
+
+
+_GROUPS = """
+  const int lane = tid % G;
+  const int group = tid / G;
+  const int groups = NT / G;
+  float cm_t[NPG];
+  float base[NPG];
+  float drive[NPG];
+"""
+
+#: The owned neurons' step constants, in registers (an idle group reads neuron N - 1).
+_STEP_CONSTANTS = """
+      const float span = ts[row];
+      for (int r = 0; r < NPG; ++r) {
+        const int i = min(group + r * groups, N - 1);
+        cm_t[r] = cm[i] * ((float)UNF / span);
+        base[r] = cm_t[r] + gleak[i] + sens_den[row * N + i] + epsilon;
+        drive[r] = leak[i] + sens_num[row * N + i];
+      }
+"""
+
+
+def _iteration(read: str, write: str, denominators: str = "") -> str:
+    """One solver iteration: reads the potentials from the pointer ``read``, writes the new
+    ones to ``write`` and, if given, each neuron's synapse denominator sum to
+    ``denominators``."""
+    keep = f"{denominators}[i] = den;" if denominators else ""
     return f"""
-      for (int i = tid; i < N; i += nt) {{
-        const float cm_t = cm[i] * ((float)UNF / span);
-        const float base = cm_t + gleak[i] + sens_den[row * N + i] + epsilon;
-        const float drive = leak[i] + sens_num[row * N + i];
+      for (int r = 0; r < NPG; ++r) {{
+        const int i = group + r * groups;
         float num = 0.0f;
         float den = 0.0f;
-        for (int k = 0; k < K; ++k) {{
-          const int slot = i * K + k;
-          const float s = ncps_sigmoid(sigma[slot] * ({gathered} - mu[slot]));
-          num += s * w_erev[slot];
-          den += s * w[slot];
+        if (i < N) {{
+          for (int q = 0; q < SPL; ++q) {{
+            const int k = lane + q * G;
+            if (k < K) {{
+              const int slot = i * K + k;
+              const float s = ncps_sigmoid(sigma[slot] * ({read}[(int)src[slot]] - mu[slot]));
+              num += s * w_erev[slot];
+              den += s * w[slot];
+            }}
+          }}
         }}
-        {write} = (cm_t * {read}i] + drive + num) / (base + den);
+        num = ncps_group_sum(num, G);
+        den = ncps_group_sum(den, G);
+        if (i < N && lane == 0) {{
+          {write}[i] = (cm_t[r] * {read}[i] + drive[r] + num) / (base[r] + den);
+          {keep}
+        }}
       }}
 """
 
 
-_PREAMBLE = SEQUENCE_PREAMBLE + """
+_PREAMBLE = (
+    SEQUENCE_PREAMBLE
+    + _GROUPS
+    + """
   const float epsilon = eps[0];
 """
+)
 
 FORWARD_BODY = (
     _PREAMBLE
@@ -112,10 +164,12 @@ FORWARD_BODY = (
   for (int t = 0; t < steps; ++t) {
     const int row = t * batch + b;
     if (valid[row] > 0.5f) {
-      const float span = ts[row];
+"""
+    + _STEP_CONSTANTS
+    + """
       for (int u = 0; u < UNF; ++u) {
 """
-    + _iteration("v[", "v_next[i]")
+    + _iteration("v", "v_next")
     + """        BARRIER();
         SHARED_PTR swap = v;
         v = v_next;
@@ -127,89 +181,157 @@ FORWARD_BODY = (
 """
 )
 
-BACKWARD_BODY = (
-    _PREAMBLE
-    + """
-  // work rows: 0 the running gradient dv, 1 the gradient of the current iterate, 2 its
-  // direct part, 3-5 per-step sums of the gradients of drive, base and cm_t
-  const int wb = b * 6 * N;
-  const int tb = b * (UNF + 1) * N;
-  for (int i = tid; i < N; i += nt) work[wb + i] = 0.0f;
+_BACKWARD_SYNAPSES = """
+      for (int r = 0; r < NPG; ++r) {  // per source: its outgoing synapses
+        const int j = group + r * groups;
+        float to_source = 0.0f;
+        if (j < N) {
+          const int start = (int)out_start[j];
+          const int end = (int)out_start[j + 1];
+          const float vj = x_in[j];
+          for (int q = 0; q < SPB; ++q) {
+            const int e = start + lane + q * G;
+            if (e < end) {
+              const int slot = (int)out_slots[e];
+              const int i = slot / K;
+              const float x = vj - mu[slot];
+              const float s = ncps_sigmoid(sigma[slot] * x);
+              const float dn = d_num[i];
+              const float dd = d_den[i];
+              const float dp = (dn * w_erev[slot] + dd * w[slot]) * s * (1.0f - s);
+              const float parts[4] = {dn * s, dd * s, -dp * sigma[slot], dp * x};
+              for (int c = 0; c < 4; ++c) {
+                if (ACC) acc[c][r * SPB + q] += parts[c];
+                else d_syn[(b * 4 + c) * N * K + slot] += parts[c];
+              }
+              to_source += dp * sigma[slot];
+            }
+          }
+        }
+        to_source = ncps_group_sum(to_source, G);
+        if (j < N && lane == 0) g[j] += to_source;
+      }
+"""
+
+
+def backward_body(on_chip: bool) -> str:
+    """The backward kernel's body, its scratch in on-chip memory (``on_chip``) or in the
+    ``scratch`` output."""
+    scratch = (
+        "SHARED float scratch_chip[(2 * UNF + 4) * N];\n  SHARED_PTR trj = scratch_chip;"
+        if on_chip
+        else "GLOBAL_PTR trj = scratch + b * (2 * UNF + 4) * N;"
+    )
+    pointer = "SHARED_PTR" if on_chip else "GLOBAL_PTR"
+    return (
+        _PREAMBLE
+        + f"""
+  {scratch}
+  {pointer} dens = trj + (UNF + 1) * N;  // per iteration: sum_k s_ik w_ik
+  {pointer} g = dens + UNF * N;  // the running gradient of the potentials
+  {pointer} d_num = g + N;
+  {pointer} d_den = d_num + N;
+"""
+        + """
+  float acc[4][ACC ? NPG * SPB : 1];
+  for (int c = 0; c < 4; ++c)
+    for (int r = 0; r < (ACC ? NPG * SPB : 1); ++r) acc[c][r] = 0.0f;
+  float sum_cm[NPG];
+  float sum_gleak[NPG];
+  float sum_leak[NPG];
+  for (int r = 0; r < NPG; ++r) {
+    sum_cm[r] = 0.0f;
+    sum_gleak[r] = 0.0f;
+    sum_leak[r] = 0.0f;
+  }
+  for (int i = tid; i < N; i += nt) g[i] = 0.0f;
+  BARRIER();
   for (int t = steps - 1; t >= 0; --t) {
     const int row = t * batch + b;
     if (valid[row] < 0.5f) {  // a padded step carries the state: so does its gradient
-      for (int i = tid; i < N; i += nt) work[wb + i] += dvs[row * N + i];
+      for (int i = tid; i < N; i += nt) g[i] += dvs[row * N + i];
+      BARRIER();
       continue;
     }
-    const float span = ts[row];
     for (int i = tid; i < N; i += nt) {
-      traj[tb + i] = t > 0 ? vs[(row - batch) * N + i] : v0[b * N + i];
-      work[wb + N + i] = work[wb + i] + dvs[row * N + i];
-      work[wb + 3 * N + i] = 0.0f;
-      work[wb + 4 * N + i] = 0.0f;
-      work[wb + 5 * N + i] = 0.0f;
+      trj[i] = t > 0 ? vs[(row - batch) * N + i] : v0[b * N + i];
+      g[i] += dvs[row * N + i];
     }
+"""
+        + _STEP_CONSTANTS
+        + """
     BARRIER();
     for (int u = 0; u < UNF; ++u) {  // recompute the iterations of this step
-      const int in = tb + u * N;
 """
-    + _iteration("traj[in + ", "traj[in + N + i]")
-    + """      BARRIER();
-    }
-    for (int u = UNF - 1; u >= 0; --u) {  // and run them backwards
-      const int in = tb + u * N;
-      for (int i = tid; i < N; i += nt) {
-        const float cm_t = cm[i] * ((float)UNF / span);
-        const float base = cm_t + gleak[i] + sens_den[row * N + i] + epsilon;
-        float den = 0.0f;
-        for (int k = 0; k < K; ++k) {
-          const int slot = i * K + k;
-          den += ncps_sigmoid(sigma[slot] * (traj[in + (int)src[slot]] - mu[slot])) * w[slot];
-        }
-        const float total = base + den;
-        const float g = work[wb + N + i];
-        const float d_num = g / total;  // gradient of the numerator
-        const float d_den = -g * traj[in + N + i] / total;  // and of the denominator
-        work[wb + 3 * N + i] += d_num;
-        work[wb + 4 * N + i] += d_den;
-        work[wb + 5 * N + i] += d_num * traj[in + i] + d_den;
-        work[wb + 2 * N + i] = d_num * cm_t;
-        for (int k = 0; k < K; ++k) {
-          const int slot = i * K + k;
-          const float x = traj[in + (int)src[slot]] - mu[slot];
-          const float s = ncps_sigmoid(sigma[slot] * x);
-          const float dp = (d_num * w_erev[slot] + d_den * w[slot]) * s * (1.0f - s);
-          const int sb = b * 4 * N * K + slot;
-          d_syn[sb] += d_num * s;
-          d_syn[sb + N * K] += d_den * s;
-          d_syn[sb + 2 * N * K] -= dp * sigma[slot];
-          d_syn[sb + 3 * N * K] += dp * x;
-          dsrc[b * N * K + slot] = dp * sigma[slot];
-        }
-      }
+        + _iteration("(trj + u * N)", "(trj + (u + 1) * N)", "(dens + u * N)")
+        + f"""      BARRIER();
+    }}
+    float step_drive[NPG];
+    float step_base[NPG];
+    float step_cm_t[NPG];
+    for (int r = 0; r < NPG; ++r) {{
+      step_drive[r] = 0.0f;
+      step_base[r] = 0.0f;
+      step_cm_t[r] = 0.0f;
+    }}
+    for (int u = UNF - 1; u >= 0; --u) {{  // and run them backwards
+      {pointer} x_in = trj + u * N;
+      for (int r = 0; r < NPG; ++r) {{  // per target: its numerator's and denominator's
+        const int i = group + r * groups;
+        if (i < N && lane == 0) {{
+          const float total = base[r] + dens[u * N + i];
+          const float gi = g[i];
+          const float dn = gi / total;
+          const float dd = -gi * x_in[N + i] / total;
+          d_num[i] = dn;
+          d_den[i] = dd;
+          step_drive[r] += dn;
+          step_base[r] += dd;
+          step_cm_t[r] += dn * x_in[i] + dd;
+          g[i] = dn * cm_t[r];  // the direct part; the synapses add theirs below
+        }}
+      }}
       BARRIER();
-      for (int j = tid; j < N; j += nt) {  // gather each source's outgoing contributions
-        float g = work[wb + 2 * N + j];
-        const int end = (int)out_start[j + 1];
-        for (int e = (int)out_start[j]; e < end; ++e) g += dsrc[b * N * K + (int)out_slots[e]];
-        work[wb + N + j] = g;
+"""
+        + _BACKWARD_SYNAPSES
+        + """      BARRIER();
+    }
+    for (int r = 0; r < NPG; ++r) {
+      const int i = group + r * groups;
+      if (i < N && lane == 0) {
+        d_sens_num[row * N + i] = step_drive[r];
+        d_sens_den[row * N + i] = step_base[r];
+        sum_leak[r] += step_drive[r];
+        sum_gleak[r] += step_base[r];
+        sum_cm[r] += step_cm_t[r] * ((float)UNF / span);
+        dts[row * N + i] = -step_cm_t[r] * cm[i] * (float)UNF / (span * span);
       }
-      BARRIER();
     }
-    for (int i = tid; i < N; i += nt) {
-      const float d_drive = work[wb + 3 * N + i];
-      const float d_base = work[wb + 4 * N + i];
-      const float d_cm_t = work[wb + 5 * N + i];
-      d_sens_num[row * N + i] = d_drive;
-      d_sens_den[row * N + i] = d_base;
-      d_leak[b * N + i] += d_drive;
-      d_gleak[b * N + i] += d_base;
-      d_cm[b * N + i] += d_cm_t * ((float)UNF / span);
-      dts[row * N + i] = -d_cm_t * cm[i] * (float)UNF / (span * span);
-      work[wb + i] = work[wb + N + i];
-    }
-    BARRIER();
   }
-  for (int i = tid; i < N; i += nt) dv0[b * N + i] = work[wb + i];
+  for (int r = 0; r < NPG; ++r) {
+    const int i = group + r * groups;
+    if (i < N && lane == 0) {
+      d_cm[b * N + i] = sum_cm[r];
+      d_gleak[b * N + i] = sum_gleak[r];
+      d_leak[b * N + i] = sum_leak[r];
+    }
+  }
+  if (ACC) {
+    for (int r = 0; r < NPG; ++r) {
+      const int j = group + r * groups;
+      if (j < N) {
+        const int start = (int)out_start[j];
+        const int end = (int)out_start[j + 1];
+        for (int q = 0; q < SPB; ++q) {
+          const int e = start + lane + q * G;
+          if (e < end) {
+            const int slot = (int)out_slots[e];
+            for (int c = 0; c < 4; ++c) d_syn[(b * 4 + c) * N * K + slot] = acc[c][r * SPB + q];
+          }
+        }
+      }
+    }
+  }
+  for (int i = tid; i < N; i += nt) dv0[b * N + i] = g[i];
 """
-)
+    )
