@@ -40,6 +40,16 @@ class SynapseParams(NamedTuple):
     sources: mx.array | None
 
 
+def _activation_sums(presynaptic, sigma, mu, w_erev, w, axis: int):
+    activation = sigmoid(sigma * (presynaptic - mu))
+    return (activation * w_erev).sum(axis=axis), (activation * w).sum(axis=axis)
+
+
+#: One fused kernel for the activations and both sums (the prepared sensory sums of a whole
+#: sequence otherwise make several passes over a ``(T, B, N, K)`` intermediate).
+_compiled_activation_sums = mx.compile(_activation_sums)
+
+
 def synapse_sums(presynaptic, synapses: SynapseParams):
     """Per target: ``sum_i w * sigmoid(sigma * (x_i - mu)) * erev`` and the same without erev.
 
@@ -52,15 +62,13 @@ def synapse_sums(presynaptic, synapses: SynapseParams):
     """
     mu = synapses.mu
     if synapses.sources is None:
-        activation = sigmoid(synapses.sigma * (presynaptic[..., :, None] - mu))
-        axis = -2
+        presynaptic, axis = presynaptic[..., :, None], -2
     else:
-        gathered = mx.take(presynaptic, synapses.sources, axis=-1).reshape(
-            *presynaptic.shape[:-1], *mu.shape
-        )
-        activation = sigmoid(synapses.sigma * (gathered - mu))
-        axis = -1
-    return (activation * synapses.w_erev).sum(axis=axis), (activation * synapses.w).sum(axis=axis)
+        gathered = mx.take(presynaptic, synapses.sources, axis=-1)
+        presynaptic, axis = gathered.reshape(*presynaptic.shape[:-1], *mu.shape), -1
+    return _compiled_activation_sums(
+        presynaptic, synapses.sigma, mu, synapses.w_erev, synapses.w, axis
+    )
 
 
 def table_if_sparse(sparse, src, dst, num_sources: int, num_targets: int) -> FanInTable | None:
