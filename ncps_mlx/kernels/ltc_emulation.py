@@ -59,8 +59,10 @@ def _iteration_gradient(cfg, a, v_in, v_out, g, cm_t, base):
     d_num, d_den = g / total, -g * v_out / total
     dp = (d_num[..., None] * w_erev + d_den[..., None] * w) * s * (1.0 - s)
     d_syn = mx.stack([d_num[..., None] * s, d_den[..., None] * s, -dp * sigma, dp * x], axis=1)
-    to_sources = mx.zeros_like(v_in).at[:, a["src"].astype(mx.int32)].add(
-        (dp * sigma).reshape(v_in.shape[0], -1)
+    to_sources = (
+        mx.zeros_like(v_in)
+        .at[:, a["src"].astype(mx.int32)]
+        .add((dp * sigma).reshape(v_in.shape[0], -1))
     )
     return d_num * cm_t + to_sources, d_num, d_den, d_syn.reshape(v_in.shape[0], 4, -1)
 
