@@ -1,9 +1,12 @@
-"""LTC/CfC forward and train-step time: ncps_mlx vs ncps 1.0.1 (PyTorch), same weights.
+"""LTC/CfC forward and train-step time: ncps_mlx vs ncps 1.0.1 (eager and torch.compile) and the
+same cells in JAX, same weights; and a scale table of ncps_mlx alone.
 
-    python benchmarks/cells.py [--quick] [--repeats N]
+    python benchmarks/cells.py [--quick] [--repeats N] [--torch-compile {model,cell,off}]
+        [--jax | --no-jax] [--scale | --no-scale]
 
-Prints the ``cells`` family's table; the code is :mod:`ncps_mlx.apps.bench.cells`, and
-``python benchmarks/run_all.py`` runs it with every other benchmark.
+Prints the ``cells`` family's tables; the code is :mod:`ncps_mlx.apps.bench.cells` (its
+docstring says what each option does), and ``python benchmarks/run_all.py`` runs it with every
+other benchmark.
 """
 
 from ncps_mlx.apps.bench.cells import main

@@ -27,6 +27,7 @@ ROW_KEYS = {
     "matmuls_per_step",
     "mlx_peak_mb",
     "notes",
+    "more_references",
 }
 FAMILY_KEYS = {"family", "title", "settings", "reference", "rows", "peak_rss_mb", "wall_s"}
 MACHINE_KEYS = {"platform", "cpu_count", "python", "versions", "mlx_default_device", "date"}
@@ -52,7 +53,18 @@ def check_report(out: Path, families: list[str]) -> dict:
             if row["ratio"] is not None:
                 assert row["ratio"] == pytest.approx(row["ours_s"] / row["reference_s"])
             assert f"| {row['workload']} |" in text
+            check_more_references(family, row)
     return data
+
+
+def check_more_references(family: dict, row: dict) -> None:
+    """Each further reference of a row has a time and its ratio, or a note saying why not."""
+    entries = row["more_references"]
+    assert [e["name"] for e in entries] == family.get("more_references", [])
+    for entry in entries:
+        assert (entry["seconds"] is None) == (entry["note"] is not None)
+        if entry["seconds"] is not None:
+            assert entry["ratio"] == pytest.approx(row["ours_s"] / entry["seconds"])
 
 
 def test_bench_command_writes_markdown_and_json_for_one_family(tmp_path, capsys):
