@@ -35,6 +35,7 @@ from .cfc_source import (
     FORWARD_BODY,
     FORWARD_INPUTS,
     HEADER,
+    PRIMAL_INPUTS,
 )
 
 __all__ = ["CfCKernelConfig", "unsupported", "fused_cfc", "CHECK_TOLERANCE"]
@@ -45,7 +46,7 @@ MODES = {"default": 0, "no_gate": 1, "pure": 2}
 SHARED_MEMORY_LIMIT = 32 * 1024
 
 #: The inputs of the custom function, in order (``sizes`` is made from the shapes).
-_PRIMALS = FORWARD_INPUTS[:-1]
+_PRIMALS = PRIMAL_INPUTS
 
 
 class CfCKernelConfig(NamedTuple):
@@ -79,9 +80,10 @@ class CfCKernelConfig(NamedTuple):
         return 4 * (2 * self.hidden + 2 * self.heads + 4 * zmax + max(self.layers, 1) * self.units)
 
     def threads(self) -> int:
-        """Threads per block: the widest layer, in whole warps, at most 1024."""
+        """Threads per block: 8 per output of the widest layer (a product's lanes, see
+        :func:`~ncps_mlx.kernels.matvec_source.block_matvec`), in whole warps, at most 1024."""
         widest = max(self.first, self.units, self.heads)
-        return min(1024, -(-widest // 32) * 32)
+        return min(1024, -(-8 * widest // 32) * 32)
 
 
 def unsupported(cell, training: bool) -> str | None:
@@ -105,7 +107,14 @@ BACKWARD = KernelSource(
 
 def _launch(backend: str, source: KernelSource, cfg: CfCKernelConfig, arrays: dict, shapes):
     steps, batch, _ = arrays["xproj"].shape
-    arrays = dict(arrays, sizes=mx.array([steps, batch], dtype=mx.int32))
+    bb_w = arrays["bb_w"]  # a (1,) placeholder with fewer than two backbone layers
+    arrays = dict(
+        arrays,
+        sizes=mx.array([steps, batch], dtype=mx.int32),
+        w_rec_t=mx.contiguous(arrays["w_rec"].T),
+        bb_w_t=mx.contiguous(bb_w.transpose(0, 2, 1)) if bb_w.ndim == 3 else bb_w,
+        head_w_t=mx.contiguous(arrays["head_w"].T),
+    )
     return launch(backend, source, cfg.template(), batch, cfg.threads(), arrays, shapes)
 
 
@@ -135,13 +144,6 @@ def _run_forward(backend: str, cfg: CfCKernelConfig, arrays: dict) -> mx.array:
 def _run_backward(backend: str, cfg: CfCKernelConfig, arrays: dict) -> dict:
     if backend == "emulated":
         return cfc_emulation.backward(cfg, arrays)
-    bb_w = arrays["bb_w"]  # a (1,) placeholder with fewer than two backbone layers
-    arrays = dict(
-        arrays,
-        w_rec_t=mx.contiguous(arrays["w_rec"].T),
-        bb_w_t=mx.contiguous(bb_w.transpose(0, 2, 1)) if bb_w.ndim == 3 else bb_w,
-        head_w_t=mx.contiguous(arrays["head_w"].T),
-    )
     steps, batch, _ = arrays["xproj"].shape
     return _launch(backend, BACKWARD, cfg, arrays, _backward_shapes(cfg, steps, batch))
 

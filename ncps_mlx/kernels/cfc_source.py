@@ -24,9 +24,16 @@ with atomics.
 from __future__ import annotations
 
 from .backend import SEQUENCE_PREAMBLE
+from .matvec_source import block_matvec
 
 __all__ = ["ACTIVATION_CODES", "HEADER", "FORWARD_INPUTS", "FORWARD_BODY", "BACKWARD_INPUTS"]
-__all__ += ["BACKWARD_OUTPUTS", "BACKWARD_BODY"]
+__all__ += [
+    "BACKWARD_OUTPUTS",
+    "BACKWARD_BODY",
+    "PRIMAL_INPUTS",
+    "state_update",
+    "state_update_gradient",
+]
 
 #: Backbone activations the kernels compute, by their name in :class:`~ncps_mlx.cells.CfCCell`.
 ACTIVATION_CODES = {"lecun_tanh": 0, "tanh": 1, "relu": 2, "silu": 3, "gelu": 4}
@@ -78,64 +85,131 @@ _COMMON_INPUTS = [
     "sizes",  # int32 (2,): T, B
 ]
 
-FORWARD_INPUTS = list(_COMMON_INPUTS)
+#: The inputs the custom function differentiates (all but ``sizes``).
+PRIMAL_INPUTS = _COMMON_INPUTS[:-1]
+
+#: The weights transposed to ``(out, in)``, which the steps' products read (see
+#: :func:`~ncps_mlx.kernels.matvec_source.block_matvec`); the backward's read the originals.
+TRANSPOSED_INPUTS = ["w_rec_t", "bb_w_t", "head_w_t"]
+
+FORWARD_INPUTS = _COMMON_INPUTS + TRANSPOSED_INPUTS
 
 #: Extra inputs of the backward kernel: the forward's states ``hs`` and their cotangents ``dhs``
-#: (both ``(T, B, H)``), and the transposed weights (for column-parallel products with them).
-BACKWARD_INPUTS = _COMMON_INPUTS + ["hs", "dhs", "w_rec_t", "bb_w_t", "head_w_t"]
+#: (both ``(T, B, H)``).
+BACKWARD_INPUTS = FORWARD_INPUTS + ["hs", "dhs"]
 
 BACKWARD_OUTPUTS = ["d_first", "d_pre", "d_heads", "acts", "dh0", "dts", "damp", "dwtau"]
 
 
+def state_update(width: str, unit: str) -> str:
+    """C lines that set ``float hn``, the new state of one neuron after a step of length
+    ``span``, from its heads in the shared vector ``g``: ``g[j]``, ``g[width + j]``,
+    ``g[2 * width + j]``, ``g[3 * width + j]`` (ff1, ff2, time_a, time_b; mode pure: ``g[j]``
+    alone, with ``amp[unit]`` and ``wtau[unit]``). Shared by the dense and the wired kernels."""
+    return f"""
+      float hn;
+      if (MODE == 2) {{
+        const float f = g[j];
+        const float e = EXP(-span * (ABS(wtau[{unit}]) + ABS(f)));
+        hn = -amp[{unit}] * e * f + amp[{unit}];
+      }} else {{
+        const float f1 = TANH(g[j]);
+        const float f2 = TANH(g[{width} + j]);
+        const float s = ncps_sigmoid(g[2 * {width} + j] * span + g[3 * {width} + j]);
+        hn = MODE == 1 ? f1 + s * f2 : f1 * (1.0f - s) + s * f2;
+      }}
+"""
+
+
+def state_update_gradient(width: str, unit: str, out: str) -> str:
+    """C lines of the derivative of :func:`state_update`: from ``dht``, the gradient of the
+    neuron's new state, they set its heads' gradients in the shared vector ``dg`` (laid out as
+    ``g``) and write the partials of the step's ``span`` to ``dts[out]`` and, in mode pure, of
+    ``amp[unit]`` and ``wtau[unit]`` to ``damp[out]`` and ``dwtau[out]``."""
+    return f"""
+      if (MODE == 2) {{
+        const float f = g[j];
+        const float a = amp[{unit}];
+        const float rate = ABS(wtau[{unit}]) + ABS(f);
+        const float e = EXP(-span * rate);
+        const float du = dht * a * f * e;  // u = span * rate, h = a - a * f * exp(-u)
+        damp[{out}] = dht * (1.0f - e * f);
+        dts[{out}] = du * rate;
+        dwtau[{out}] = du * span * ncps_sign(wtau[{unit}]);
+        dg[j] = -dht * a * e + du * span * ncps_sign(f);
+      }} else {{
+        const float f1 = TANH(g[j]);
+        const float f2 = TANH(g[{width} + j]);
+        const float gate = g[2 * {width} + j];
+        const float s = ncps_sigmoid(gate * span + g[3 * {width} + j]);
+        const float df1 = MODE == 1 ? dht : dht * (1.0f - s);
+        const float ds = MODE == 1 ? dht * f2 : dht * (f2 - f1);
+        const float dp = ds * s * (1.0f - s);
+        dg[j] = df1 * (1.0f - f1 * f1);
+        dg[{width} + j] = dht * s * (1.0f - f2 * f2);
+        dg[2 * {width} + j] = dp * span;
+        dg[3 * {width} + j] = dp;
+        dts[{out}] = dp * gate;
+      }}
+"""
+
+
 def _step(record: bool) -> str:
     """One step forward: heads ``g`` from the state ``h``; with ``record``, also the
-    backbone's pre-activations (``pre``, on chip) and activations (``acts``, in memory)."""
+    backbone's pre-activations (``pre``, on chip) and activations (``acts``, in memory).
+    Products read the transposed weights (``(out, in)``, see :func:`block_matvec`)."""
     keep_pre = "pre[{l} * U + j] = acc; acts[({l} * steps * batch + row) * U + j] = z;"
+    first = block_matvec(
+        "D0",
+        "H",
+        "w_rec_t[j * H + i] * h[i]",
+        f"""acc += xproj[row * D0 + j];
+        if (L > 0) {{
+          const float z = ncps_act(acc, ACT);
+          {keep_pre.format(l=0) if record else ""}
+          za[j] = z;
+        }} else {{
+          g[j] = acc;
+        }}""",
+    )
+    backbone = block_matvec(
+        "U",
+        "U",
+        "bb_w_t[((l - 1) * U + j) * U + i] * zin[i]",
+        f"""acc += bb_b[(l - 1) * U + j];
+        const float z = ncps_act(acc, ACT);
+        {keep_pre.format(l="l") if record else ""}
+        zout[j] = z;""",
+    )
+    heads = block_matvec("KH", "U", "head_w_t[j * U + i] * zin[i]", "g[j] = acc + head_b[j];")
     return f"""
-  for (int j = tid; j < D0; j += nt) {{
-    float acc = xproj[row * D0 + j];
-    for (int i = 0; i < H; ++i) acc += h[i] * w_rec[i * D0 + j];
-    if (L > 0) {{
-      const float z = ncps_act(acc, ACT);
-      {keep_pre.format(l=0) if record else ""}
-      za[j] = z;
-    }} else {{
-      g[j] = acc;
-    }}
-  }}
+{first}
   BARRIER();
   SHARED_PTR zin = za;
   SHARED_PTR zout = zb;
   for (int l = 1; l < L; ++l) {{
-    for (int j = tid; j < U; j += nt) {{
-      float acc = bb_b[(l - 1) * U + j];
-      for (int i = 0; i < U; ++i) acc += zin[i] * bb_w[((l - 1) * U + i) * U + j];
-      const float z = ncps_act(acc, ACT);
-      {keep_pre.format(l="l") if record else ""}
-      zout[j] = z;
-    }}
+{backbone}
     BARRIER();
     SHARED_PTR swap = zin;
     zin = zout;
     zout = swap;
   }}
   if (L > 0) {{
-    for (int k = tid; k < KH; k += nt) {{
-      float acc = head_b[k];
-      for (int i = 0; i < U; ++i) acc += zin[i] * head_w[i * KH + k];
-      g[k] = acc;
-    }}
+{heads}
     BARRIER();
   }}
 """
 
 
-_PREAMBLE = SEQUENCE_PREAMBLE + """
+_PREAMBLE = (
+    SEQUENCE_PREAMBLE
+    + """
   SHARED float h[H];
   SHARED float g[KH];
   SHARED float za[ZMAX];
   SHARED float zb[ZMAX];
 """
+)
 
 FORWARD_BODY = (
     _PREAMBLE
@@ -150,17 +224,9 @@ FORWARD_BODY = (
     const float span = ts[row];
     const bool keep = valid[row] > 0.5f;
     for (int j = tid; j < H; j += nt) {
-      float hn;
-      if (MODE == 2) {
-        const float f = g[j];
-        const float e = EXP(-span * (ABS(wtau[j]) + ABS(f)));
-        hn = -amp[j] * e * f + amp[j];
-      } else {
-        const float f1 = TANH(g[j]);
-        const float f2 = TANH(g[H + j]);
-        const float s = ncps_sigmoid(g[2 * H + j] * span + g[3 * H + j]);
-        hn = MODE == 1 ? f1 + s * f2 : f1 * (1.0f - s) + s * f2;
-      }
+"""
+    + state_update(width="H", unit="j")
+    + """
       if (!keep) hn = h[j];
       h[j] = hn;
       hs[row * H + j] = hn;
@@ -195,49 +261,34 @@ BACKWARD_BODY = (
     const float span = ts[row];
     for (int j = tid; j < H; j += nt) {
       const float dht = dh[j] + dhs[row * H + j];
-      if (MODE == 2) {
-        const float f = g[j];
-        const float a = amp[j];
-        const float rate = ABS(wtau[j]) + ABS(f);
-        const float e = EXP(-span * rate);
-        const float du = dht * a * f * e;  // u = span * rate, h = a - a * f * exp(-u)
-        damp[row * H + j] = dht * (1.0f - e * f);
-        dts[row * H + j] = du * rate;
-        dwtau[row * H + j] = du * span * ncps_sign(wtau[j]);
-        dg[j] = -dht * a * e + du * span * ncps_sign(f);
-      } else {
-        const float f1 = TANH(g[j]);
-        const float f2 = TANH(g[H + j]);
-        const float gate = g[2 * H + j];
-        const float s = ncps_sigmoid(gate * span + g[3 * H + j]);
-        const float df1 = MODE == 1 ? dht : dht * (1.0f - s);
-        const float ds = MODE == 1 ? dht * f2 : dht * (f2 - f1);
-        const float dp = ds * s * (1.0f - s);
-        dg[j] = df1 * (1.0f - f1 * f1);
-        dg[H + j] = dht * s * (1.0f - f2 * f2);
-        dg[2 * H + j] = dp * span;
-        dg[3 * H + j] = dp;
-        dts[row * H + j] = dp * gate;
-      }
+"""
+    + state_update_gradient(width="H", unit="j", out="row * H + j")
+    + """
     }
     BARRIER();
     SHARED_PTR dz = da;
     SHARED_PTR dz_next = db;
     if (L > 0) {
       for (int k = tid; k < KH; k += nt) d_heads[row * KH + k] = dg[k];
-      for (int i = tid; i < U; i += nt) {
-        float acc = 0.0f;
-        for (int k = 0; k < KH; ++k) acc += dg[k] * head_w_t[k * U + i];
-        dz[i] = acc * ncps_dact(pre[(L - 1) * U + i], ACT);
-      }
+"""
+    + block_matvec(
+        "U",
+        "KH",
+        "head_w[j * KH + i] * dg[i]",
+        "dz[j] = acc * ncps_dact(pre[(L - 1) * U + j], ACT);",
+    )
+    + """
       BARRIER();
       for (int l = L - 1; l >= 1; --l) {
-        for (int i = tid; i < U; i += nt) {
-          d_pre[((l - 1) * steps * batch + row) * U + i] = dz[i];
-          float acc = 0.0f;
-          for (int j = 0; j < U; ++j) acc += dz[j] * bb_w_t[((l - 1) * U + j) * U + i];
-          dz_next[i] = acc * ncps_dact(pre[(l - 1) * U + i], ACT);
-        }
+        for (int i = tid; i < U; i += nt) d_pre[((l - 1) * steps * batch + row) * U + i] = dz[i];
+"""
+    + block_matvec(
+        "U",
+        "U",
+        "bb_w[((l - 1) * U + j) * U + i] * dz[i]",
+        "dz_next[j] = acc * ncps_dact(pre[(l - 1) * U + j], ACT);",
+    )
+    + """
         BARRIER();
         SHARED_PTR swap = dz;
         dz = dz_next;
@@ -247,11 +298,9 @@ BACKWARD_BODY = (
       dz = dg;
     }
     for (int j = tid; j < D0; j += nt) d_first[row * D0 + j] = dz[j];
-    for (int i = tid; i < H; i += nt) {
-      float acc = 0.0f;
-      for (int j = 0; j < D0; ++j) acc += dz[j] * w_rec_t[j * H + i];
-      dh[i] = acc;
-    }
+"""
+    + block_matvec("H", "D0", "w_rec[j * D0 + i] * dz[i]", "dh[j] = acc;")
+    + """
     BARRIER();
   }
   for (int j = tid; j < H; j += nt) dh0[b * H + j] = dh[j];
