@@ -157,7 +157,6 @@ def test_the_global_default_applies_to_modules_without_a_choice(monkeypatch):
     "build, option",
     [
         (lambda: CfC(5, 6, mixed_memory=True), "mixed_memory"),
-        (lambda: CfC(5, AutoNCP(10, 3)), "WiredCfCCell"),
         (lambda: LTC(5, 6), "dense synapse layout"),
         (lambda: LTC(5, AutoNCP(10, 3), solver="rk4"), "solver='rk4'"),
         (lambda: CfC(5, 6).astype(mx.float16), "float16"),

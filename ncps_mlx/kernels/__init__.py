@@ -14,19 +14,21 @@ Supported now, with timespans, padding masks and an initial state, in float32:
 
 * the dense :class:`~ncps_mlx.cells.CfCCell` in every mode, with any backbone (activations
   ``lecun_tanh``, ``tanh``, ``relu``, ``silu``, ``gelu``; dropout only outside training);
+* the wired CfC (:class:`~ncps_mlx.cells.WiredCfCCell`, e.g. ``CfC(16, AutoNCP(64, 8))``) in
+  every mode, with its neurons' time scales, for wirings whose backward fits in on-chip
+  memory (``4 N + 8 W`` floats, ``W`` the widest layer: up to about 1,000 neurons);
 * the :class:`~ncps_mlx.cells.LTCCell` in the fan-in (sparse) layout with ncps's
   semi-implicit solver and any ``ode_unfolds`` (no fast weights or routing).
 
-Not yet: the wired CfC (:class:`~ncps_mlx.cells.WiredCfCCell`), the explicit LTC solvers, mixed
-memory, half precision.
+Not yet: the explicit LTC solvers, mixed memory, half precision.
 """
 
 from __future__ import annotations
 
 import mlx.core as mx
 
-from ..cells import CfCCell, LTCCell
-from . import cfc, ltc
+from ..cells import CfCCell, LTCCell, WiredCfCCell
+from . import cfc, ltc, wired_cfc
 from .backend import emulate, gpu_backend
 
 __all__ = ["KERNELS", "set_default_kernel", "default_kernel", "check_kernel", "fused_states"]
@@ -69,6 +71,8 @@ def _unsupported(module, dtype, backend) -> str | None:
     cell = module.rnn_cell
     if type(cell) is CfCCell:
         return cfc.unsupported(cell, module.training)
+    if type(cell) is WiredCfCCell:
+        return wired_cfc.unsupported(cell)
     if type(cell) is LTCCell:
         return ltc.unsupported(cell)
     return f"no fused kernel for {type(cell).__name__} yet"
@@ -93,5 +97,11 @@ def fused_states(module, prepared, state, timespans, valid):
     if choice == "auto" and type(module.rnn_cell) is LTCCell:
         if ltc.slower_than_reference(module.rnn_cell) is not None:
             return None
-    run = cfc.fused_cfc if type(module.rnn_cell) is CfCCell else ltc.fused_ltc
-    return run(module.rnn_cell, prepared, state, timespans, valid, backend)
+    cell = module.rnn_cell
+    if type(cell) is CfCCell:
+        run = cfc.fused_cfc
+    elif type(cell) is WiredCfCCell:
+        run = wired_cfc.fused_wired_cfc
+    else:
+        run = ltc.fused_ltc
+    return run(cell, prepared, state, timespans, valid, backend)

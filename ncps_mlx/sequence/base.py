@@ -152,8 +152,9 @@ class LiquidSequence(nn.Module):
 
         prepared = self.rnn_cell.prepare(x)
         states = kernels.fused_states(self, prepared, h, timespans, step_mask)
-        if states is not None:  # one kernel launch ran every step; outputs are the states
-            outputs, h = (states if self.return_sequences else states[-1:]), states[-1]
+        if states is not None:  # one kernel launch ran every step
+            kept = states if self.return_sequences else states[-1:]
+            outputs, h = self.rnn_cell.output_of_state(kept), states[-1]
         else:
             outputs, h, c = self._loop(x, prepared, h, c, timespans, step_mask)
         readout, state = self._restore_layout(self.readout(outputs), h, c, batched)

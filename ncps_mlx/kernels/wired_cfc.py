@@ -1,0 +1,287 @@
+"""The fused wired CfC: the whole time loop of a :class:`~ncps_mlx.cells.WiredCfCCell` (every
+layer of its wiring) in one kernel launch forward and one backward, with a custom gradient.
+
+:func:`fused_wired_cfc` takes what the reference loop takes (layer 0's input projection and the
+cell's :class:`~ncps_mlx.cells.wired_cfc.WiredCfCParams`, whose weights are already masked by
+the wiring, the initial state, timespans and padding) and returns the state after every step.
+Forward, it runs the kernel of :mod:`ncps_mlx.kernels.wired_cfc_source`; its ``vjp`` runs the
+backward kernel and turns the heads' gradients it writes into those of every weight with one
+matrix product per layer. The first use of each configuration on a GPU is checked against the
+cell's own step (:class:`~ncps_mlx.kernels.backend.SelfCheck`).
+"""
+
+from __future__ import annotations
+
+from itertools import accumulate
+from typing import NamedTuple
+
+import mlx.core as mx
+
+from ..cells.wired_cfc import WiredCfCCell, WiredCfCParams
+from . import wired_cfc_emulation
+from .backend import (
+    KernelSource,
+    SelfCheck,
+    carried_states,
+    first_vjp_difference,
+    launch,
+    per_step,
+    sequence_function,
+)
+from .cfc import CHECK_TOLERANCE, MODES, SHARED_MEMORY_LIMIT
+from .wired_cfc_source import (
+    BACKWARD_BODY,
+    BACKWARD_INPUTS,
+    BACKWARD_OUTPUTS,
+    FORWARD_BODY,
+    FORWARD_INPUTS,
+    HEADER,
+    PRIMAL_INPUTS,
+)
+
+__all__ = ["WiredCfCKernelConfig", "unsupported", "fused_wired_cfc"]
+
+#: The inputs of the custom function, in order (``sizes`` is made from the configuration).
+_PRIMALS = PRIMAL_INPUTS
+
+
+class WiredCfCKernelConfig(NamedTuple):
+    """A fused wired CfC: its layers' widths, in layer order, and its mode (see ``MODES``)."""
+
+    layer_sizes: tuple[int, ...]
+    mode: int
+
+    @classmethod
+    def of(cls, cell: WiredCfCCell) -> WiredCfCKernelConfig:
+        return cls(tuple(int(size) for size in cell.layer_sizes), MODES[cell.mode])
+
+    @property
+    def heads(self) -> int:
+        """``K``, the heads of each neuron: 4 (ff1, ff2, time_a, time_b), 1 in mode pure."""
+        return 1 if self.mode == MODES["pure"] else 4
+
+    @property
+    def neurons(self) -> int:
+        return sum(self.layer_sizes)
+
+    def offsets(self) -> list[int]:
+        """Where each layer starts in the state, and the state size: ``off_0 .. off_L``."""
+        return [0, *accumulate(self.layer_sizes)]
+
+    def rows(self) -> list[int]:
+        """Each layer's weight rows: its own neurons, and the previous layer's (layers >= 1)."""
+        sizes = self.layer_sizes
+        return [size + (sizes[i - 1] if i else 0) for i, size in enumerate(sizes)]
+
+    def weight_offsets(self) -> list[int]:
+        """Where each layer's ``(rows_l, K * N_l)`` block starts in the flat weights."""
+        blocks = [
+            rows * self.heads * size
+            for rows, size in zip(self.rows(), self.layer_sizes, strict=True)
+        ]
+        return [0, *accumulate(blocks)][:-1]
+
+    def template(self) -> list[tuple[str, int]]:
+        names = ("N", "L", "K", "MODE", "NMAX")
+        sizes = self.layer_sizes
+        values = (sum(sizes), len(sizes), self.heads, self.mode, max(sizes))
+        return list(zip(names, values, strict=True))
+
+    def shared_bytes(self) -> int:
+        """On-chip memory of the backward kernel (the larger of the two): four state vectors
+        and two of the widest layer's heads."""
+        return 4 * (4 * self.neurons + 2 * self.heads * max(self.layer_sizes))
+
+    def threads(self) -> int:
+        """Threads per block: 8 per output of the widest product (a layer's heads or weight
+        rows; see :func:`~ncps_mlx.kernels.matvec_source.block_matvec`), in whole warps, at
+        most 1024."""
+        widest = max(self.heads * max(self.layer_sizes), *self.rows())
+        return min(1024, -(-8 * widest // 32) * 32)
+
+
+def unsupported(cell) -> str | None:
+    """Why ``cell`` has no fused wired-CfC kernel, or None if it has one."""
+    if type(cell) is not WiredCfCCell:
+        return f"no fused wired-CfC kernel for {type(cell).__name__}"
+    size = WiredCfCKernelConfig.of(cell).shared_bytes()
+    if size > SHARED_MEMORY_LIMIT:
+        return f"the cell needs {size:,} bytes of on-chip memory (limit {SHARED_MEMORY_LIMIT:,})"
+    return None
+
+
+# ---------------------------------------------------------------------------- launches
+FORWARD = KernelSource("ncps_wired_cfc_forward", FORWARD_INPUTS, ["hs"], FORWARD_BODY, HEADER)
+BACKWARD = KernelSource(
+    "ncps_wired_cfc_backward", BACKWARD_INPUTS, BACKWARD_OUTPUTS, BACKWARD_BODY, HEADER
+)
+
+
+def _launch(backend: str, source: KernelSource, cfg: WiredCfCKernelConfig, arrays, shapes):
+    steps, batch, _ = arrays["xproj"].shape
+    layout = [steps, batch, *cfg.offsets(), *cfg.weight_offsets()]
+    sizes = mx.array(layout, dtype=mx.int32)
+    arrays = dict(arrays, sizes=sizes, w_t=_transposed_blocks(cfg, arrays["w"]))
+    return launch(backend, source, cfg.template(), batch, cfg.threads(), arrays, shapes)
+
+
+def _run_forward(backend: str, cfg: WiredCfCKernelConfig, arrays: dict) -> mx.array:
+    if backend == "emulated":
+        return wired_cfc_emulation.forward(cfg, arrays)
+    steps, batch, _ = arrays["xproj"].shape
+    return _launch(backend, FORWARD, cfg, arrays, {"hs": (steps, batch, cfg.neurons)})["hs"]
+
+
+def _transposed_blocks(cfg: WiredCfCKernelConfig, w: mx.array) -> mx.array:
+    """The flat weights with every layer's block transposed in place, ``(K * N_l, rows_l)``."""
+    blocks, starts = [], cfg.weight_offsets()
+    for start, rows, size in zip(starts, cfg.rows(), cfg.layer_sizes, strict=True):
+        width = cfg.heads * size
+        blocks.append(w[start : start + rows * width].reshape(rows, width).T.reshape(-1))
+    return mx.concatenate(blocks)
+
+
+def _run_backward(backend: str, cfg: WiredCfCKernelConfig, arrays: dict) -> dict:
+    if backend == "emulated":
+        return wired_cfc_emulation.backward(cfg, arrays)
+    steps, batch, _ = arrays["xproj"].shape
+    rows, neurons = (steps, batch), cfg.neurons
+    pure = cfg.mode == MODES["pure"]
+    shapes = {
+        "d_heads": (*rows, cfg.heads * neurons),
+        "dh0": (batch, neurons),
+        "dts": (*rows, neurons),
+        "damp": (*rows, neurons) if pure else (1,),
+        "dwtau": (*rows, neurons) if pure else (1,),
+    }
+    return _launch(backend, BACKWARD, cfg, arrays, shapes)
+
+
+# ---------------------------------------------------------------------------- the custom function
+def _weight_gradients(cfg: WiredCfCKernelConfig, arrays: dict, d_heads: mx.array) -> dict:
+    """Gradients of the weight blocks and biases: layer ``l``'s block is its inputs (the new
+    state of layer ``l - 1``, its own old state) over all ``(t, b)``, transposed, times its
+    heads' gradients."""
+    steps, batch, neurons = arrays["hs"].shape
+    count, k = steps * batch, cfg.heads
+    new = arrays["hs"].reshape(count, neurons)
+    old = mx.concatenate([arrays["h0"][None], arrays["hs"][:-1]]).reshape(count, neurons)
+    d_heads = d_heads.reshape(count, k * neurons)
+    offsets, blocks, biases = cfg.offsets(), [], []
+    for index, (start, stop) in enumerate(zip(offsets[:-1], offsets[1:], strict=True)):
+        base = offsets[index - 1] if index else start
+        inputs = mx.concatenate([new[:, base:start], old[:, start:stop]], axis=1)
+        heads = d_heads[:, k * start : k * stop]
+        blocks.append((inputs.T @ heads).reshape(-1))
+        if index:
+            biases.append(heads.sum(axis=0))
+    return {"w": mx.concatenate(blocks), **({"bias": mx.concatenate(biases)} if biases else {})}
+
+
+_FUNCTIONS: dict[tuple[str, WiredCfCKernelConfig], mx.custom_function] = {}
+
+
+def _function(backend: str, cfg: WiredCfCKernelConfig) -> mx.custom_function:
+    """The custom function ``(xproj, h0, ts, valid, w, ...) -> hs`` of one configuration."""
+    key = (backend, cfg)
+    if key not in _FUNCTIONS:
+
+        def gradients(arrays, states, cotangent):
+            arrays = dict(arrays, hs=states, dhs=cotangent)
+            grads = _run_backward(backend, cfg, arrays)
+            out = {
+                "xproj": grads["d_heads"][..., : cfg.heads * cfg.layer_sizes[0]],
+                "h0": grads["dh0"],
+                "ts": (grads["dts"] * arrays["tscale"]).sum(axis=-1),
+                **_weight_gradients(cfg, arrays, grads["d_heads"]),
+            }
+            if cfg.mode == MODES["pure"]:
+                out["amp"] = grads["damp"].sum(axis=(0, 1))
+                out["wtau"] = grads["dwtau"].sum(axis=(0, 1))
+            return out
+
+        _FUNCTIONS[key] = sequence_function(
+            _PRIMALS, lambda arrays: _run_forward(backend, cfg, arrays), gradients
+        )
+    return _FUNCTIONS[key]
+
+
+def _primals(cfg, xproj, h0, timespans, valid, params: WiredCfCParams) -> list:
+    """The custom function's inputs from the loop's: ``timespans`` a float or ``(T, B, 1)``,
+    ``valid`` None or ``(T, B, 1)`` bool; features a configuration lacks get a ``(1,)`` zero."""
+    steps, batch, _ = xproj.shape
+    unused = mx.zeros((1,))
+    layers = params.layers
+    blocks = [layers[0].cell.recurrent_weight]
+    blocks += [mx.concatenate([p.input_map.weight, p.cell.recurrent_weight]) for p in layers[1:]]
+    scales = [
+        mx.ones((size,)) if p.timespan_scale is None else p.timespan_scale.reshape(-1)
+        for p, size in zip(layers, cfg.layer_sizes, strict=True)
+    ]
+    pure = cfg.mode == MODES["pure"]
+    timespans, valid = per_step(timespans, valid, steps, batch)
+    arrays = {
+        "xproj": xproj,
+        "h0": h0,
+        "ts": timespans,
+        "valid": valid,
+        "w": mx.concatenate([block.reshape(-1) for block in blocks]),
+        "bias": mx.concatenate([p.input_map.bias for p in layers[1:]]) if layers[1:] else unused,
+        "tscale": mx.concatenate(scales),
+        "amp": mx.concatenate([p.cell.amplitude.reshape(-1) for p in layers]) if pure else unused,
+        "wtau": mx.concatenate([p.cell.w_tau.reshape(-1) for p in layers]) if pure else unused,
+    }
+    return [arrays[name].astype(mx.float32) for name in _PRIMALS]
+
+
+# ---------------------------------------------------------------------------- entry point
+_CHECKS = SelfCheck("wired CfC")
+
+
+def _self_check(backend: str, cfg, cell: WiredCfCCell, params) -> str | None:
+    """Compare the fused path with the cell's own step on a short sequence (states, and the
+    gradients of the input projection and the initial state); a mismatch described, or None."""
+    keys = mx.random.split(mx.random.key(0), 4)
+    steps, batch = 3, 2
+    xproj = mx.random.normal((steps, batch, cfg.heads * cfg.layer_sizes[0]), key=keys[0])
+    h0 = mx.random.normal((batch, cfg.neurons), key=keys[1])
+    timespans = mx.random.uniform(0.5, 1.5, (steps, batch, 1), key=keys[2])
+    valid = mx.array([[True, True], [False, True], [True, True]])[..., None]
+    cotangent = mx.random.normal((steps, batch, cfg.neurons), key=keys[3])
+    function = _function(backend, cfg)
+
+    def fused(x, h):
+        return function(*_primals(cfg, x, h, timespans, valid, params))
+
+    def reference(x, h):
+        return carried_states(lambda t, h: cell.step((x[t],), params, h, timespans[t])[1], h, valid)
+
+    names = ("states", "input gradient", "state gradient")
+    return first_vjp_difference(fused, reference, [xproj, h0], cotangent, names, CHECK_TOLERANCE)
+
+
+def fused_wired_cfc(cell: WiredCfCCell, prepared, h0, timespans, valid, backend: str):
+    """The states after every step, ``(T, B, N)`` in layer order, by the fused kernels.
+
+    Args:
+        cell: A :class:`~ncps_mlx.cells.WiredCfCCell` without an :func:`unsupported` reason.
+        prepared: ``cell.prepare(x)`` of the time-major input.
+        h0: ``(B, N)`` initial state.
+        timespans: A float or ``(T, B, 1)``.
+        valid: None or ``(T, B, 1)`` bool (False: a padded step, which carries the state).
+        backend: ``"cuda"``, ``"metal"`` or ``"emulated"``.
+
+    Returns:
+        The states, differentiable with respect to every input, or None if this
+        configuration failed its first-use check (the caller runs the reference path).
+    """
+    cfg = WiredCfCKernelConfig.of(cell)
+
+    def check():  # on its own copy of the constants (see kernels.cfc.fused_cfc)
+        features = cell.layers[0].input_size
+        return _self_check(backend, cfg, cell, cell.prepare(mx.zeros((1, 1, features))).params)
+
+    if not _CHECKS.passed(cfg, backend, check):
+        return None
+    primals = _primals(cfg, prepared.inputs[0], h0, timespans, valid, prepared.params)
+    return _function(backend, cfg)(*primals)

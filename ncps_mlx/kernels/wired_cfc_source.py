@@ -1,0 +1,177 @@
+"""The fused wired-CfC kernels' source: one body for Metal and CUDA (see
+:mod:`ncps_mlx.kernels.backend`).
+
+A :class:`~ncps_mlx.cells.WiredCfCCell` is a chain of backbone-free CfC layers. Its state is
+the layers' states concatenated in layer order: layer ``l`` holds the neurons
+``[off_l, off_{l+1})``. At every step layer ``l``'s heads (ff1, ff2, time_a, time_b; ff1 alone
+in mode pure: ``K`` = 4 or 1 per neuron) read the *new* state of layer ``l - 1`` and the *old*
+state of layer ``l``: the rows ``[off_{l-1}, off_{l+1})`` of the state vector, contiguous. So
+each layer has one weight block ``(rows_l, K * N_l)`` (in, out), masked by the wiring before
+the launch; layer 0's block holds only its own state's rows, its sensory part is the input
+``xproj`` (one matrix product for all steps, bias included, before the launch).
+
+One thread block runs one sequence of the batch through all steps. The forward keeps the state
+in shared memory and updates it in place layer by layer (layers before ``l`` are already new
+when layer ``l`` reads them): heads, barrier, update, barrier. The backward walks the steps in
+reverse with two shared gradients, ``dnew`` (of the step's new state) and ``dold`` (of the state
+before it): for ``l = L-1 .. 0`` it recomputes layer ``l``'s heads from the saved states, turns
+``dnew`` of layer ``l`` into the heads' gradients (the dense kernel's formulas,
+:func:`~ncps_mlx.kernels.cfc_source.state_update_gradient`), writes them to ``d_heads`` and
+sends them back through the weight block: the rows of layer ``l - 1`` add to its ``dnew``,
+those of layer ``l`` make its ``dold``. The caller turns ``d_heads`` into the weight gradients
+with one matrix product per layer, so nothing is accumulated with atomics.
+
+Layer sizes are run-time data (``sizes``: ``T``, ``B``, the offsets ``off_0 .. off_L`` and the
+weight blocks' offsets in ``w``), so wirings of equal totals share a compiled kernel. Compile-time
+constants (the ``template``): ``N`` neurons, ``L`` layers, ``K`` heads per neuron, ``MODE``
+(0 default, 1 no_gate, 2 pure) and ``NMAX``, the widest layer.
+"""
+
+from __future__ import annotations
+
+from .backend import SEQUENCE_PREAMBLE
+from .cfc_source import HEADER, state_update, state_update_gradient
+from .matvec_source import block_matvec
+
+__all__ = ["HEADER", "FORWARD_INPUTS", "FORWARD_BODY", "BACKWARD_INPUTS", "BACKWARD_OUTPUTS"]
+__all__ += ["BACKWARD_BODY", "PRIMAL_INPUTS"]
+
+_COMMON_INPUTS = [
+    "xproj",  # (T, B, K * N_0) sensory part of layer 0's heads, all steps, bias included
+    "h0",  # (B, N) initial state
+    "ts",  # (T, B) elapsed time of each step
+    "valid",  # (T, B) 1 at real steps, 0 at padding (the state is carried)
+    "w",  # layer l's (rows_l, K * N_l) block, (in, out), flat at sizes[3 + L + l]
+    "bias",  # (K * (N - N_0),) the biases of layers >= 1, layer l's at K * (off_l - off_1)
+    "tscale",  # (N,) each neuron's factor on the elapsed time
+    "amp",  # (N,) A of mode pure
+    "wtau",  # (N,) w_tau of mode pure
+    "sizes",  # int32 (3 + 2L,): T, B, off_0 .. off_L, the weight blocks' offsets
+]
+
+#: The inputs the custom function differentiates (all but ``sizes``).
+PRIMAL_INPUTS = _COMMON_INPUTS[:-1]
+
+#: Every weight block transposed in place (``(K * N_l, rows_l)``), which the heads' products
+#: read (see :func:`~ncps_mlx.kernels.matvec_source.block_matvec`).
+FORWARD_INPUTS = _COMMON_INPUTS + ["w_t"]
+
+#: Extra inputs of the backward kernel: the forward's states ``hs`` and their cotangents ``dhs``
+#: (both ``(T, B, N)``).
+BACKWARD_INPUTS = FORWARD_INPUTS + ["hs", "dhs"]
+
+BACKWARD_OUTPUTS = ["d_heads", "dh0", "dts", "damp", "dwtau"]
+
+_LAYER = """
+      const int lo = sizes[2 + l];  // the layer's neurons [lo, hi)
+      const int hi = sizes[3 + l];
+      const int nl = hi - lo;
+      const int kn = K * nl;
+      const int base = l > 0 ? sizes[1 + l] : lo;  // its weight rows: neurons [base, hi)
+      const int rows = hi - base;
+      const int wo = sizes[3 + L + l];
+"""
+
+
+def _heads(new: str, old: str) -> str:
+    """Layer ``l``'s heads into ``g``: rows ``[base, lo)`` read the shared vector ``new`` (the
+    previous layer's new state), rows ``[lo, hi)`` read ``old`` (the layer's own); the
+    product reads the transposed block ``w_t``."""
+    return block_matvec(
+        "kn",
+        "rows",
+        f"(base + i < lo ? {new}[base + i] : {old}[base + i]) * w_t[wo + j * rows + i]",
+        "g[j] = acc + (l == 0 ? xproj[row * K * sizes[3] + j] : bias[K * (lo - sizes[3]) + j]);",
+    )
+
+
+FORWARD_BODY = (
+    SEQUENCE_PREAMBLE
+    + """
+  SHARED float h[N];
+  SHARED float g[K * NMAX];
+  for (int j = tid; j < N; j += nt) h[j] = h0[b * N + j];
+  BARRIER();
+  for (int t = 0; t < steps; ++t) {
+    const int row = t * batch + b;
+    if (valid[row] < 0.5f) {  // a padded step carries the state
+      for (int j = tid; j < N; j += nt) hs[row * N + j] = h[j];
+      continue;
+    }
+    for (int l = 0; l < L; ++l) {
+"""
+    + _LAYER
+    + _heads(new="h", old="h")
+    + """
+      BARRIER();
+      for (int j = tid; j < nl; j += nt) {
+        const int u = lo + j;
+        const float span = ts[row] * tscale[u];
+"""
+    + state_update(width="nl", unit="u")
+    + """
+        h[u] = hn;
+        hs[row * N + u] = hn;
+      }
+      BARRIER();
+    }
+  }
+"""
+)
+
+BACKWARD_BODY = (
+    SEQUENCE_PREAMBLE
+    + """
+  SHARED float hn[N];  // the state after step t
+  SHARED float ho[N];  // the state before it
+  SHARED float dnew[N];
+  SHARED float dold[N];
+  SHARED float g[K * NMAX];
+  SHARED float dg[K * NMAX];
+  for (int j = tid; j < N; j += nt) dold[j] = 0.0f;
+  BARRIER();
+  for (int t = steps - 1; t >= 0; --t) {
+    const int row = t * batch + b;
+    if (valid[row] < 0.5f) {  // a padded step carries the state: so does its gradient
+      for (int j = tid; j < N; j += nt) dold[j] += dhs[row * N + j];
+      BARRIER();
+      continue;
+    }
+    for (int j = tid; j < N; j += nt) {
+      hn[j] = hs[row * N + j];
+      ho[j] = t > 0 ? hs[(row - batch) * N + j] : h0[b * N + j];
+      dnew[j] = dold[j] + dhs[row * N + j];
+    }
+    BARRIER();
+    for (int l = L - 1; l >= 0; --l) {
+"""
+    + _LAYER
+    + _heads(new="hn", old="ho")
+    + """
+      BARRIER();
+      for (int j = tid; j < nl; j += nt) {
+        const int u = lo + j;
+        const float span = ts[row] * tscale[u];
+        const float dht = dnew[u];
+"""
+    + state_update_gradient(width="nl", unit="u", out="row * N + u")
+    + """
+      }
+      BARRIER();
+      for (int k = tid; k < kn; k += nt) d_heads[(row * N + lo) * K + k] = dg[k];
+"""
+    + block_matvec(
+        "rows",
+        "kn",
+        "w[wo + j * kn + i] * dg[i]",
+        "if (base + j < lo) dnew[base + j] += acc; else dold[base + j] = acc;",
+    )
+    + """
+      // No barrier here: the next layer's heads touch none of dg, dnew, dold, and its
+      // gradient starts after the barrier that follows them.
+    }
+    BARRIER();
+  }
+  for (int j = tid; j < N; j += nt) dh0[b * N + j] = dold[j];
+"""
+)
