@@ -27,6 +27,7 @@ WORKLOADS = [
     ("CfC(16, 64) no_gate", 32, 256, 16, lambda f: CfC(f, 64, mode="no_gate")),
     ("CfC(16, 64) pure", 32, 256, 16, lambda f: CfC(f, 64, mode="pure")),
     ("CfC(16, 64) no backbone", 32, 256, 16, lambda f: CfC(f, 64, backbone_layers=0)),
+    ("CfC AutoNCP(64, 8) wired", 32, 256, 16, lambda f: CfC(f, AutoNCP(64, 8))),
     ("CfC(16, 256) B=256 T=1024", 256, 1024, 16, lambda f: CfC(f, 256)),
     ("LTC AutoNCP(64, 8) sparse", 32, 256, 16, lambda f: LTC(f, AutoNCP(64, 8), sparse=True)),
     (
