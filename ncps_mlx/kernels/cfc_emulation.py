@@ -11,7 +11,7 @@ import mlx.core as mx
 
 from .cfc_source import ACTIVATION_CODES
 
-__all__ = ["forward", "backward"]
+__all__ = ["forward", "backward", "new_state", "heads_gradient"]
 
 
 def _activation(kind: int, p: mx.array) -> mx.array:
@@ -54,7 +54,9 @@ def _heads(cfg, arrays, xproj_t, h):
     return arrays["head_b"] + z @ arrays["head_w"], pres
 
 
-def _new_state(cfg, arrays, g, span):
+def new_state(cfg, arrays, g, span):
+    """The state ``(B, H)`` after a step of length ``span`` from its heads ``g`` (``cfg``'s
+    ``hidden`` units and ``mode``; ``arrays`` holds mode pure's ``amp`` and ``wtau``)."""
     hidden = cfg.hidden
     if cfg.mode == 2:
         amp, wtau = arrays["amp"], arrays["wtau"]
@@ -69,13 +71,13 @@ def forward(cfg, arrays: dict) -> mx.array:
     h, states = arrays["h0"], []
     for t in range(arrays["xproj"].shape[0]):
         g, _ = _heads(cfg, arrays, arrays["xproj"][t], h)
-        h_new = _new_state(cfg, arrays, g, arrays["ts"][t][:, None])
+        h_new = new_state(cfg, arrays, g, arrays["ts"][t][:, None])
         h = mx.where(arrays["valid"][t][:, None] > 0.5, h_new, h)
         states.append(h)
     return mx.stack(states)
 
 
-def _heads_gradient(cfg, arrays, g, span, dht):
+def heads_gradient(cfg, arrays, g, span, dht):
     """``(dg, dts, damp, dwtau)`` of one step: the gradients of the heads and per-unit
     partials of the timespan and of mode pure's ``A`` and ``w_tau``."""
     hidden = cfg.hidden
@@ -120,7 +122,7 @@ def backward(cfg, arrays: dict) -> dict:
         h = hs[t - 1] if t > 0 else arrays["h0"]
         g, pres = _heads(cfg, arrays, arrays["xproj"][t], h)
         dht = dh + arrays["dhs"][t]
-        dg, dts, damp, dwtau = _heads_gradient(cfg, arrays, g, arrays["ts"][t][:, None], dht)
+        dg, dts, damp, dwtau = heads_gradient(cfg, arrays, g, arrays["ts"][t][:, None], dht)
         dg = mx.where(keep, dg, 0.0)
         if cfg.layers:
             grads, activations = _backbone_gradient(cfg, arrays, dg, pres)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import mlx.core as mx
 
-from .cfc_emulation import _heads_gradient, _new_state
+from .cfc_emulation import heads_gradient, new_state
 
 __all__ = ["forward", "backward"]
 
@@ -71,7 +71,7 @@ def forward(cfg, arrays: dict) -> mx.array:
         for layer in _layers(cfg):
             g = _heads(cfg, arrays, layer, arrays["xproj"][t], new, h)
             constants, span = _neurons(arrays, layer, t)
-            state = _new_state(layer, constants, g, span)
+            state = new_state(layer, constants, g, span)
             new = mx.concatenate([new[:, : layer.start], state, new[:, layer.stop :]], axis=1)
         h = mx.where(arrays["valid"][t][:, None] > 0.5, new, h)
         states.append(h)
@@ -94,7 +94,7 @@ def backward(cfg, arrays: dict) -> dict:
             layer = layers[index]
             g = _heads(cfg, arrays, layer, arrays["xproj"][t], new, old)
             constants, span = _neurons(arrays, layer, t)
-            dg, dts, damp, dwtau = _heads_gradient(layer, constants, g, span, dnew[index])
+            dg, dts, damp, dwtau = heads_gradient(layer, constants, g, span, dnew[index])
             for name, value in (("d_heads", dg), ("dts", dts), ("damp", damp), ("dwtau", dwtau)):
                 found[name][index] = None if value is None else mx.where(keep, value, 0.0)
             dinputs = found["d_heads"][index] @ _weight(cfg, arrays, layer).T
