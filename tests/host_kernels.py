@@ -8,8 +8,11 @@ threads through a warp barrier. Blocks run one after another. Slow, but it runs 
 code a GPU runs, so the tests on the CPU catch indexing, race and gradient errors in the
 source itself (the ``emulated`` backend only checks the algorithm).
 
-:func:`host_launch` has :func:`ncps_mlx.kernels.backend.launch`'s signature; a test
-monkeypatches it into a kernel module and forces the backend name ``"host"``.
+:func:`host_launch` has :func:`ncps_mlx.kernels.backend.launch`'s signature; :func:`running`
+patches it into the kernel modules and forces the backend name ``"host"``. It reads its inputs
+into numpy, which evaluates them: inside a traced gradient (``nn.value_and_grad`` of a model)
+that cuts parameters that reach a kernel directly out of the gradient, so tests run the
+kernels (or their custom function) on evaluated arrays, outside any trace.
 """
 
 from __future__ import annotations
