@@ -157,7 +157,6 @@ def test_the_global_default_applies_to_modules_without_a_choice(monkeypatch):
     "build, option",
     [
         (lambda: CfC(5, 6, mixed_memory=True), "mixed_memory"),
-        (lambda: LTC(5, 6), "dense synapse layout"),
         (lambda: LTC(5, AutoNCP(10, 3), solver="rk4"), "solver='rk4'"),
         (lambda: CfC(5, 6).astype(mx.float16), "float16"),
         (lambda: CfC(5, 6, backbone_dropout=0.1).train(), "backbone_dropout"),
@@ -227,17 +226,23 @@ LTC_WIRINGS = {
     "autoncp-6-unfolds": (lambda: AutoNCP(12, 3, seed=1), 6),
     "random-3-unfolds": (lambda: Random(10, 4, sparsity_level=0.5, random_seed=2), 3),
     "autoncp-1-unfold": (lambda: AutoNCP(8, 2, seed=4), 1),
+    "autoncp-dense-layout": (lambda: AutoNCP(10, 3, seed=5), 3),
 }
+
+
+def ltc_for(name: str, features: int = 5) -> LTC:
+    """The LTC of :data:`LTC_WIRINGS` entry ``name`` (the fan-in layout unless the name says
+    dense)."""
+    build, unfolds = {**LTC_WIRINGS, **HOST_LTC_WIRINGS}[name]
+    return LTC(features, build(), sparse="dense" not in name, ode_unfolds=unfolds)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", LTC_WIRINGS)
 def test_fused_ltc_equals_the_reference_loop_with_gradients(backend, name):
-    build, unfolds = LTC_WIRINGS[name]
     mx.random.seed(2)
-    wiring = build()
-    model = LTC(5, wiring, sparse=True, ode_unfolds=unfolds)
-    assert_fused_matches_reference(model, inputs(hidden=wiring.units), backend)
+    model = ltc_for(name)
+    assert_fused_matches_reference(model, inputs(hidden=model.rnn_cell.num_neurons), backend)
 
 
 def assert_source_equals_emulation(module, cfg, primals, cotangent, occupancy=None):
@@ -281,16 +286,15 @@ HOST_LTC_WIRINGS = {
 @pytest.mark.skipif(host_kernels.COMPILER is None, reason="no C++ compiler (g++)")
 @pytest.mark.parametrize("name", HOST_LTC_WIRINGS)
 def test_the_ltc_kernel_source_equals_its_emulation_on_host_threads(name):
-    build, unfolds = HOST_LTC_WIRINGS[name]
     mx.random.seed(5)
-    cell = LTC(5, build(), sparse=True, ode_unfolds=unfolds).rnn_cell
+    cell = ltc_for(name).rnn_cell
     x, timespans, hx, mask = inputs(hidden=cell.num_neurons)
     time_major = lambda a: a.swapaxes(0, 1)[..., None]  # noqa: E731
     prepared = cell.prepare(x.swapaxes(0, 1))
     primals = fused_ltc._primals(
         cell, prepared.inputs, hx, time_major(timespans), time_major(mask), prepared.params
     )
-    occupied = cell._fan_in.valid.reshape(-1)
+    occupied = fused_ltc.kernel_table(cell).valid.reshape(-1)
     cotangent = mx.random.normal((x.shape[1], x.shape[0], cell.num_neurons))
     cfg = fused_ltc.LTCKernelConfig.of(cell)
     if name.endswith("in-memory"):

@@ -17,8 +17,9 @@ Supported now, with timespans, padding masks and an initial state, in float32:
 * the wired CfC (:class:`~ncps_mlx.cells.WiredCfCCell`, e.g. ``CfC(16, AutoNCP(64, 8))``) in
   every mode, with its neurons' time scales, for wirings whose backward fits in on-chip
   memory (``4 N + 8 W`` floats, ``W`` the widest layer: up to about 1,000 neurons);
-* the :class:`~ncps_mlx.cells.LTCCell` in the fan-in (sparse) layout with ncps's
-  semi-implicit solver and any ``ode_unfolds`` (no fast weights or routing).
+* the :class:`~ncps_mlx.cells.LTCCell` in either synapse layout (the dense one is read as a
+  fan-in table of every neuron) with ncps's semi-implicit solver and any ``ode_unfolds`` (no
+  fast weights or routing).
 
 Not yet: the explicit LTC solvers, mixed memory, half precision.
 """

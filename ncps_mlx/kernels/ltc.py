@@ -1,5 +1,7 @@
 """The fused LTC sequence: every step and solver iteration of an :class:`~ncps_mlx.cells.LTCCell`
-(fan-in layout, ncps's semi-implicit solver) in one kernel launch forward and one backward.
+(ncps's semi-implicit solver) in one kernel launch forward and one backward. The kernels read
+fan-in tables; the dense layout's ``(sources, targets)`` matrices are read, transposed, as the
+table of a :class:`DenseTable`.
 
 :func:`fused_ltc` takes what the reference loop takes (the cell's prepared sensory sums and
 :class:`~ncps_mlx.cells.ltc.LTCParams`, the initial potentials, timespans and padding) and
@@ -37,7 +39,8 @@ from .ltc_source import (
     scratch_floats,
 )
 
-__all__ = ["LTCKernelConfig", "FanOut", "fan_out", "unsupported", "slower_than_reference"]
+__all__ = ["LTCKernelConfig", "FanOut", "fan_out", "DenseTable", "kernel_table", "unsupported"]
+__all__ += ["slower_than_reference"]
 __all__ += ["fused_ltc"]
 __all__ += ["AUTO_MAX_NEURONS", "CHECK_TOLERANCE"]
 
@@ -85,7 +88,7 @@ class LTCKernelConfig(NamedTuple):
 
     @classmethod
     def of(cls, cell: LTCCell) -> LTCKernelConfig:
-        table = cell._fan_in
+        table = kernel_table(cell)
         return cls(cell.num_neurons, table.width, cell.ode_unfolds, fan_out(table).most)
 
     def lanes(self, kernel: str) -> int:
@@ -137,8 +140,40 @@ class FanOut(NamedTuple):
 _FAN_OUTS: dict[int, tuple[object, FanOut]] = {}
 
 
+class DenseTable(NamedTuple):
+    """The dense layout seen as a fan-in table: every neuron a source of every neuron, target-
+    major (``sources`` ``(N * N,)``), occupied where the wiring has a synapse (``valid``
+    ``(N, N)``, targets by sources). The dense parameters transposed are its slot values."""
+
+    sources: mx.array
+    valid: mx.array
+
+    @property
+    def width(self) -> int:
+        return self.valid.shape[-1]
+
+
+_DENSE_TABLES: dict[int, tuple[mx.array, DenseTable]] = {}
+
+
+def kernel_table(cell: LTCCell):
+    """The fan-in table the kernels read: the cell's own, or a :class:`DenseTable` for the
+    dense layout (kept per mask)."""
+    if cell._fan_in is not None:
+        return cell._fan_in
+    mask = cell._sparsity_mask
+    kept = _DENSE_TABLES.get(id(mask))
+    if kept is None or kept[0] is not mask:
+        n = cell.num_neurons
+        sources = mx.array(np.tile(np.arange(n, dtype=np.int32), n))
+        kept = (mask, DenseTable(sources, (mask.T != 0).astype(mx.float32)))
+        _DENSE_TABLES[id(mask)] = kept
+    return kept[1]
+
+
 def fan_out(table) -> FanOut:
-    """The :class:`FanOut` of a :class:`~ncps_mlx.cells.fan_in.FanInTable` (kept per table)."""
+    """The :class:`FanOut` of a :class:`~ncps_mlx.cells.fan_in.FanInTable` or a
+    :class:`DenseTable` (kept per table)."""
     kept = _FAN_OUTS.get(id(table.sources))
     if kept is not None and kept[0] is table.sources:
         return kept[1]
@@ -162,8 +197,6 @@ def unsupported(cell: LTCCell) -> str | None:
     """Why ``cell`` has no fused kernel, or None if it has one."""
     if cell.solver != "semi_implicit":
         return f"solver={cell.solver!r} (the fused LTC runs ncps's semi_implicit solver)"
-    if cell._fan_in is None:
-        return "the dense synapse layout (sparse=False; the fused LTC reads fan-in tables)"
     if cell._fast is not None:
         return "fast_weights=True"
     if cell._routing is not None:
@@ -250,7 +283,12 @@ def _primals(cell: LTCCell, inputs, v0, timespans, valid, params) -> list:
     sens_num, sens_den = inputs
     steps, batch, _ = sens_num.shape
     synapses = params.synapses
-    outgoing = fan_out(cell._fan_in)
+    table = kernel_table(cell)
+    outgoing = fan_out(table)
+    if synapses.sources is None:  # the dense layout: (sources, targets) matrices as tables
+        synapses = synapses._replace(
+            **{name: getattr(synapses, name).T for name in _SYNAPSE_FIELDS}
+        )
     timespans, valid = per_step(timespans, valid, steps, batch)
     arrays = {
         "sens_num": sens_num,
@@ -259,7 +297,7 @@ def _primals(cell: LTCCell, inputs, v0, timespans, valid, params) -> list:
         "ts": timespans,
         "valid": valid,
         **{name: getattr(synapses, name).reshape(-1) for name in _SYNAPSE_FIELDS},
-        "src": synapses.sources.astype(mx.float32),
+        "src": table.sources.astype(mx.float32),
         "cm": params.cm,
         "gleak": params.gleak,
         "leak": params.leak_current,
