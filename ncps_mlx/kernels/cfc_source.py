@@ -24,7 +24,6 @@ with atomics.
 from __future__ import annotations
 
 from .backend import SEQUENCE_PREAMBLE
-from .matvec_source import block_matvec
 
 __all__ = ["ACTIVATION_CODES", "HEADER", "FORWARD_INPUTS", "FORWARD_BODY", "BACKWARD_INPUTS"]
 __all__ += [
@@ -156,46 +155,42 @@ def state_update_gradient(width: str, unit: str, out: str) -> str:
 
 def _step(record: bool) -> str:
     """One step forward: heads ``g`` from the state ``h``; with ``record``, also the
-    backbone's pre-activations (``pre``, on chip) and activations (``acts``, in memory).
-    Products read the transposed weights (``(out, in)``, see :func:`block_matvec`)."""
+    backbone's pre-activations (``pre``, on chip) and activations (``acts``, in memory)."""
     keep_pre = "pre[{l} * U + j] = acc; acts[({l} * steps * batch + row) * U + j] = z;"
-    first = block_matvec(
-        "D0",
-        "H",
-        "w_rec_t[j * H + i] * h[i]",
-        f"""acc += xproj[row * D0 + j];
-        if (L > 0) {{
-          const float z = ncps_act(acc, ACT);
-          {keep_pre.format(l=0) if record else ""}
-          za[j] = z;
-        }} else {{
-          g[j] = acc;
-        }}""",
-    )
-    backbone = block_matvec(
-        "U",
-        "U",
-        "bb_w_t[((l - 1) * U + j) * U + i] * zin[i]",
-        f"""acc += bb_b[(l - 1) * U + j];
-        const float z = ncps_act(acc, ACT);
-        {keep_pre.format(l="l") if record else ""}
-        zout[j] = z;""",
-    )
-    heads = block_matvec("KH", "U", "head_w_t[j * U + i] * zin[i]", "g[j] = acc + head_b[j];")
     return f"""
-{first}
+  for (int j = tid; j < D0; j += nt) {{
+    float acc = xproj[row * D0 + j];
+    for (int i = 0; i < H; ++i) acc += h[i] * w_rec[i * D0 + j];
+    if (L > 0) {{
+      const float z = ncps_act(acc, ACT);
+      {keep_pre.format(l=0) if record else ""}
+      za[j] = z;
+    }} else {{
+      g[j] = acc;
+    }}
+  }}
   BARRIER();
   SHARED_PTR zin = za;
   SHARED_PTR zout = zb;
   for (int l = 1; l < L; ++l) {{
-{backbone}
+    for (int j = tid; j < U; j += nt) {{
+      float acc = bb_b[(l - 1) * U + j];
+      for (int i = 0; i < U; ++i) acc += zin[i] * bb_w[((l - 1) * U + i) * U + j];
+      const float z = ncps_act(acc, ACT);
+      {keep_pre.format(l="l") if record else ""}
+      zout[j] = z;
+    }}
     BARRIER();
     SHARED_PTR swap = zin;
     zin = zout;
     zout = swap;
   }}
   if (L > 0) {{
-{heads}
+    for (int k = tid; k < KH; k += nt) {{
+      float acc = head_b[k];
+      for (int i = 0; i < U; ++i) acc += zin[i] * head_w[i * KH + k];
+      g[k] = acc;
+    }}
     BARRIER();
   }}
 """
@@ -270,25 +265,19 @@ BACKWARD_BODY = (
     SHARED_PTR dz_next = db;
     if (L > 0) {
       for (int k = tid; k < KH; k += nt) d_heads[row * KH + k] = dg[k];
-"""
-    + block_matvec(
-        "U",
-        "KH",
-        "head_w[j * KH + i] * dg[i]",
-        "dz[j] = acc * ncps_dact(pre[(L - 1) * U + j], ACT);",
-    )
-    + """
+      for (int i = tid; i < U; i += nt) {
+        float acc = 0.0f;
+        for (int k = 0; k < KH; ++k) acc += dg[k] * head_w_t[k * U + i];
+        dz[i] = acc * ncps_dact(pre[(L - 1) * U + i], ACT);
+      }
       BARRIER();
       for (int l = L - 1; l >= 1; --l) {
-        for (int i = tid; i < U; i += nt) d_pre[((l - 1) * steps * batch + row) * U + i] = dz[i];
-"""
-    + block_matvec(
-        "U",
-        "U",
-        "bb_w[((l - 1) * U + j) * U + i] * dz[i]",
-        "dz_next[j] = acc * ncps_dact(pre[(l - 1) * U + j], ACT);",
-    )
-    + """
+        for (int i = tid; i < U; i += nt) {
+          d_pre[((l - 1) * steps * batch + row) * U + i] = dz[i];
+          float acc = 0.0f;
+          for (int j = 0; j < U; ++j) acc += dz[j] * bb_w_t[((l - 1) * U + j) * U + i];
+          dz_next[i] = acc * ncps_dact(pre[(l - 1) * U + i], ACT);
+        }
         BARRIER();
         SHARED_PTR swap = dz;
         dz = dz_next;
@@ -298,9 +287,11 @@ BACKWARD_BODY = (
       dz = dg;
     }
     for (int j = tid; j < D0; j += nt) d_first[row * D0 + j] = dz[j];
-"""
-    + block_matvec("H", "D0", "w_rec[j * D0 + i] * dz[i]", "dh[j] = acc;")
-    + """
+    for (int i = tid; i < H; i += nt) {
+      float acc = 0.0f;
+      for (int j = 0; j < D0; ++j) acc += dz[j] * w_rec_t[j * H + i];
+      dh[i] = acc;
+    }
     BARRIER();
   }
   for (int j = tid; j < H; j += nt) dh0[b * H + j] = dh[j];
