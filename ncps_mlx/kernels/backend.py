@@ -32,7 +32,7 @@ from typing import NamedTuple
 import mlx.core as mx
 
 __all__ = ["BACKENDS", "gpu_backend", "KernelSource", "build", "launch", "emulate", "SelfCheck"]
-__all__ += ["sequence_function", "first_difference", "first_vjp_difference", "per_step"]
+__all__ += ["sequence_function", "first_difference", "check_against_steps", "per_step"]
 __all__ += ["carried_states", "SEQUENCE_PREAMBLE"]
 
 #: The backends a fused kernel runs on.
@@ -245,11 +245,47 @@ def carried_states(step: Callable, state: mx.array, valid: mx.array) -> mx.array
     return mx.stack(states)
 
 
-def first_vjp_difference(fused, reference, primals, cotangent, names, tolerance):
-    """Compare two functions' outputs and their gradients with respect to ``primals`` (one
-    ``cotangent``) with :func:`first_difference`; ``names`` name the output, then each
-    primal's gradient."""
-    got = mx.vjp(fused, primals, [cotangent])
+def check_against_steps(
+    fused: Callable, step: Callable, input_widths: list[int], state_width: int, names, tolerance
+) -> str | None:
+    """A first-use check: a fused sequence function against a cell's own steps on a short
+    random sequence (T = 3, B = 2, the middle step of one sequence padded, random timespans),
+    comparing the states and the gradients of the inputs and the initial state.
+
+    Args:
+        fused: ``(inputs, h0, timespans, valid) -> states`` with ``inputs`` a list of
+            ``(T, B, width)`` arrays, ``timespans`` ``(T, B, 1)``, ``valid`` ``(T, B, 1)`` bool.
+        step: ``(inputs_t, h, timespans_t) -> h_new``: one step of the cell.
+        input_widths: The widths of the inputs (uniform in [0, 1)).
+        state_width: The state's width (normal).
+        names: Names of the states, then of each input's gradient, then the state's.
+        tolerance: See :func:`first_difference`.
+
+    Returns:
+        A description of the first disagreement, or None.
+    """
+    keys = mx.random.split(mx.random.key(0), len(input_widths) + 3)
+    steps, batch = 3, 2
+    inputs = [
+        mx.random.uniform(0.0, 1.0, (steps, batch, width), key=key)
+        for width, key in zip(input_widths, keys, strict=False)
+    ]
+    h0 = mx.random.normal((batch, state_width), key=keys[-3])
+    timespans = mx.random.uniform(0.5, 1.5, (steps, batch, 1), key=keys[-2])
+    valid = mx.array([[True, True], [False, True], [True, True]])[..., None]
+    cotangent = mx.random.normal((steps, batch, state_width), key=keys[-1])
+
+    def run_fused(*arrays):
+        return fused(list(arrays[:-1]), arrays[-1], timespans, valid)
+
+    def reference(*arrays):
+        xs = arrays[:-1]
+        return carried_states(
+            lambda t, h: step([x[t] for x in xs], h, timespans[t]), arrays[-1], valid
+        )
+
+    primals = [*inputs, h0]
+    got = mx.vjp(run_fused, primals, [cotangent])
     want = mx.vjp(reference, primals, [cotangent])
     return first_difference((*got[0], *got[1]), (*want[0], *want[1]), names, tolerance)
 

@@ -21,8 +21,7 @@ from . import cfc_emulation
 from .backend import (
     KernelSource,
     SelfCheck,
-    carried_states,
-    first_vjp_difference,
+    check_against_steps,
     launch,
     per_step,
     sequence_function,
@@ -230,25 +229,18 @@ CHECK_TOLERANCE = 2e-2
 
 
 def _self_check(backend: str, cfg: CfCKernelConfig, cell: CfCCell, params) -> str | None:
-    """Compare the fused path with the reference loop on a short sequence (states, and the
-    gradients of the inputs and the initial state); a description of a mismatch, or None."""
-    keys = mx.random.split(mx.random.key(0), 4)
-    steps, batch = 3, 2
-    xproj = mx.random.normal((steps, batch, cfg.first), key=keys[0])
-    h0 = mx.random.normal((batch, cfg.hidden), key=keys[1])
-    timespans = mx.random.uniform(0.5, 1.5, (steps, batch, 1), key=keys[2])
-    valid = mx.array([[True, True], [False, True], [True, True]])[..., None]
-    cotangent = mx.random.normal((steps, batch, cfg.hidden), key=keys[3])
+    """Compare the fused path with the cell's own step on a short sequence (see
+    :func:`~ncps_mlx.kernels.backend.check_against_steps`); a mismatch described, or None."""
     function = _function(backend, cfg)
 
-    def fused(x, h):
-        return function(*_primals(cfg, x, h, timespans, valid, params))
+    def fused(inputs, h, timespans, valid):
+        return function(*_primals(cfg, inputs[0], h, timespans, valid, params))
 
-    def reference(x, h):  # the cell's own step
-        return carried_states(lambda t, h: cell.advance(x[t], params, h, timespans[t]), h, valid)
+    def step(inputs_t, h, timespans_t):
+        return cell.advance(inputs_t[0], params, h, timespans_t)
 
     names = ("states", "input gradient", "state gradient")
-    return first_vjp_difference(fused, reference, [xproj, h0], cotangent, names, CHECK_TOLERANCE)
+    return check_against_steps(fused, step, [cfg.first], cfg.hidden, names, CHECK_TOLERANCE)
 
 
 def fused_cfc(cell: CfCCell, prepared, h0, timespans, valid, backend: str) -> mx.array | None:

@@ -23,8 +23,7 @@ from . import ltc_emulation
 from .backend import (
     KernelSource,
     SelfCheck,
-    carried_states,
-    first_vjp_difference,
+    check_against_steps,
     launch,
     per_step,
     sequence_function,
@@ -316,27 +315,20 @@ CHECK_TOLERANCE = 2e-2
 
 
 def _self_check(backend: str, cell: LTCCell, cfg: LTCKernelConfig) -> str | None:
-    """Compare the fused path with the cell's own steps on a short random sequence (states,
-    and the gradients of the sensory sums and the initial potentials)."""
-    keys = mx.random.split(mx.random.key(0), 5)
-    steps, batch, n = 3, 2, cfg.neurons
+    """Compare the fused path with the cell's own steps on a short sequence (see
+    :func:`~ncps_mlx.kernels.backend.check_against_steps`; the inputs are the sensory sums)."""
     params = cell.prepare(mx.zeros((1, 1, cell.sensory_size))).params
-    sens = [mx.random.uniform(0.0, 1.0, (steps, batch, n), key=k) for k in keys[:2]]
-    v0 = mx.random.normal((batch, n), key=keys[2])
-    timespans = mx.random.uniform(0.5, 1.5, (steps, batch, 1), key=keys[3])
-    valid = mx.array([[True, True], [False, True], [True, True]])[..., None]
-    cotangent = mx.random.normal((steps, batch, n), key=keys[4])
     function = _function(backend, cfg)
 
-    def fused(num, den, v):
-        return function(*_primals(cell, (num, den), v, timespans, valid, params))
+    def fused(inputs, v, timespans, valid):
+        return function(*_primals(cell, inputs, v, timespans, valid, params))
 
-    def reference(num, den, v):  # the cell's own step
-        step = lambda t, v: cell.step((num[t], den[t]), params, v, timespans[t])[0]  # noqa: E731
-        return carried_states(step, v, valid)
+    def step(inputs_t, v, timespans_t):
+        return cell.step(tuple(inputs_t), params, v, timespans_t)[0]
 
+    n = cfg.neurons
     names = ("states", "numerator gradient", "denominator gradient", "state gradient")
-    return first_vjp_difference(fused, reference, [*sens, v0], cotangent, names, CHECK_TOLERANCE)
+    return check_against_steps(fused, step, [n, n], n, names, CHECK_TOLERANCE)
 
 
 def fused_ltc(cell: LTCCell, prepared, v0, timespans, valid, backend: str) -> mx.array | None:

@@ -22,8 +22,7 @@ from . import wired_cfc_emulation
 from .backend import (
     KernelSource,
     SelfCheck,
-    carried_states,
-    first_vjp_difference,
+    check_against_steps,
     launch,
     per_step,
     sequence_function,
@@ -239,25 +238,18 @@ _CHECKS = SelfCheck("wired CfC")
 
 
 def _self_check(backend: str, cfg, cell: WiredCfCCell, params) -> str | None:
-    """Compare the fused path with the cell's own step on a short sequence (states, and the
-    gradients of the input projection and the initial state); a mismatch described, or None."""
-    keys = mx.random.split(mx.random.key(0), 4)
-    steps, batch = 3, 2
-    xproj = mx.random.normal((steps, batch, cfg.heads * cfg.layer_sizes[0]), key=keys[0])
-    h0 = mx.random.normal((batch, cfg.neurons), key=keys[1])
-    timespans = mx.random.uniform(0.5, 1.5, (steps, batch, 1), key=keys[2])
-    valid = mx.array([[True, True], [False, True], [True, True]])[..., None]
-    cotangent = mx.random.normal((steps, batch, cfg.neurons), key=keys[3])
+    """Compare the fused path with the cell's own step on a short sequence (see
+    :func:`~ncps_mlx.kernels.backend.check_against_steps`); a mismatch described, or None."""
     function = _function(backend, cfg)
 
-    def fused(x, h):
-        return function(*_primals(cfg, x, h, timespans, valid, params))
+    def fused(inputs, h, timespans, valid):
+        return function(*_primals(cfg, inputs[0], h, timespans, valid, params))
 
-    def reference(x, h):
-        return carried_states(lambda t, h: cell.step((x[t],), params, h, timespans[t])[1], h, valid)
+    def step(inputs_t, h, timespans_t):
+        return cell.step(tuple(inputs_t), params, h, timespans_t)[1]
 
-    names = ("states", "input gradient", "state gradient")
-    return first_vjp_difference(fused, reference, [xproj, h0], cotangent, names, CHECK_TOLERANCE)
+    widths, names = [cfg.heads * cfg.layer_sizes[0]], ("states", "input gradient", "state gradient")
+    return check_against_steps(fused, step, widths, cfg.neurons, names, CHECK_TOLERANCE)
 
 
 def fused_wired_cfc(cell: WiredCfCCell, prepared, h0, timespans, valid, backend: str):
