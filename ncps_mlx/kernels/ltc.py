@@ -100,7 +100,7 @@ class LTCKernelConfig(NamedTuple):
 
     def threads(self, kernel: str) -> int:
         """Threads per block of ``kernel`` (``"forward"`` or ``"backward"``): a group per
-        neuron in whole warps, at most :data:`MAX_THREADS`."""
+        neuron in whole warps, at most ``MAX_THREADS[kernel]``."""
         wanted = _ceil_div(self.neurons * self.lanes(kernel), 32) * 32
         return min(MAX_THREADS[kernel], wanted)
 
