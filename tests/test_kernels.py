@@ -405,11 +405,17 @@ def test_the_cuda_kernels_compile_with_nvcc(tmp_path, source, template):
 
 def test_auto_keeps_the_loop_for_large_ltcs_where_fused_is_slower(monkeypatch):
     monkeypatch.setattr(fused_ltc, "AUTO_MAX_NEURONS", 8)
+    monkeypatch.setattr(fused_ltc, "AUTO_MAX_NEURONS_WIDE_BATCH", 10)
+    monkeypatch.setattr(fused_ltc, "AUTO_WIDE_BATCH", 3)
     calls = []
-    monkeypatch.setattr(fused_ltc, "fused_ltc", lambda *a: calls.append(1))
+    monkeypatch.setattr(fused_ltc, "fused_ltc", lambda *a: calls.append(a[2].shape[0]))
     model = LTC(5, AutoNCP(10, 3), sparse=True)
+    x = inputs(batch=3)[0]
     with kernels.emulate():
-        model(inputs()[0])  # auto: 10 neurons > 8, the loop
+        model(x[:2])  # auto: 10 neurons > 8 at a batch of 2, the loop
+        model(x)  # 10 neurons at a batch of 3: fused
         model.kernel = "fused"
-        model(inputs()[0])
-    assert calls == [1]
+        model(x[:2])
+    assert calls == [3, 2]
+    monkeypatch.setattr(fused_ltc, "AUTO_MAX_NEURONS_WIDE_BATCH", 9)
+    assert "10 neurons at a batch of 3" in fused_ltc.slower_than_reference(model.rnn_cell, 3)

@@ -8,7 +8,9 @@ Sequence modules take ``kernel="auto" | "fused" | "reference"`` (None: the globa
 * ``"fused"`` runs the fused kernels and raises ``ValueError`` naming the reason where they
   cannot run (the CPU, an unsupported cell or option, a half-precision model);
 * ``"auto"`` takes the fused kernels on a GPU where they are supported and faster (LTCs of
-  up to :data:`ncps_mlx.kernels.ltc.AUTO_MAX_NEURONS` neurons), else the reference.
+  up to :data:`ncps_mlx.kernels.ltc.AUTO_MAX_NEURONS` neurons, or up to
+  :data:`~ncps_mlx.kernels.ltc.AUTO_MAX_NEURONS_WIDE_BATCH` from a batch of
+  :data:`~ncps_mlx.kernels.ltc.AUTO_WIDE_BATCH`), else the reference.
 
 Supported now, with timespans, padding masks and an initial state, in float32:
 
@@ -96,7 +98,7 @@ def fused_states(module, prepared, state, timespans, valid):
             raise ValueError(f"kernel='fused' cannot run this {type(module).__name__}: {reason}")
         return None
     if choice == "auto" and type(module.rnn_cell) is LTCCell:
-        if ltc.slower_than_reference(module.rnn_cell) is not None:
+        if ltc.slower_than_reference(module.rnn_cell, state.shape[0]) is not None:
             return None
     cell = module.rnn_cell
     if type(cell) is CfCCell:
