@@ -32,7 +32,27 @@ import numpy as np
 
 from ncps_mlx.kernels import backend
 
-COMPILER = shutil.which("g++")
+_DIRECTORY = Path(tempfile.mkdtemp(prefix="ncps_host_kernels_"))
+
+
+def _usable_compiler() -> str | None:
+    """``g++`` if it compiles C++20 ``std::barrier`` (the runner's block barrier), else None
+    (the tests that need it skip)."""
+    compiler = shutil.which("g++")
+    if compiler is None:
+        return None
+    probe = _DIRECTORY / "probe.cpp"
+    probe.write_text(
+        "#include <barrier>\nint main() { std::barrier<> b(1); b.arrive_and_wait(); }\n"
+    )
+    result = subprocess.run(
+        [compiler, "-std=c++20", "-pthread", str(probe), "-o", str(_DIRECTORY / "probe")],
+        capture_output=True,
+    )
+    return compiler if result.returncode == 0 else None
+
+
+COMPILER = _usable_compiler()
 
 _PRELUDE = """
 #include <algorithm>
@@ -73,7 +93,6 @@ _MACROS = """
 #define __device__
 """
 
-_DIRECTORY = Path(tempfile.mkdtemp(prefix="ncps_host_kernels_"))
 _LIBRARIES: dict[str, ctypes.CDLL] = {}
 
 
