@@ -40,9 +40,9 @@ BACKENDS = ["emulated"] + ([GPU] if GPU else [])
 @pytest.fixture(autouse=True)
 def fresh_checks():
     """Each test starts with no first-use verdicts and the default kernel choice."""
-    fused._CHECKS.clear()
+    fused.fused_cfc.checks.clear()
     yield
-    fused._CHECKS.clear()
+    fused.fused_cfc.checks.clear()
     kernels.set_default_kernel("auto")
 
 
@@ -245,16 +245,17 @@ def test_fused_ltc_equals_the_reference_loop_with_gradients(backend, name):
     assert_fused_matches_reference(model, inputs(hidden=model.rnn_cell.num_neurons), backend)
 
 
-def assert_source_equals_emulation(module, cfg, primals, cotangent, occupancy=None):
-    """The custom function of kernel module ``module`` with its kernels' source run on host
-    threads equals the one with the emulation: output and every input's gradient.
+def assert_source_equals_emulation(kernel, cfg, primals, cotangent, occupancy=None):
+    """The custom function of ``kernel`` (a :class:`~ncps_mlx.kernels.backend.FusedSequence`)
+    with its kernels' source run on host threads equals the one with the emulation: output
+    and every input's gradient.
     ``occupancy`` (name -> 0/1 array) masks gradients where padding may differ."""
     mx.eval(primals)  # outside any trace: the host kernels evaluate their inputs
     with host_kernels.running():
-        got = mx.vjp(module._function("host", cfg), primals, [cotangent])
-    want = mx.vjp(module._function("emulated", cfg), primals, [cotangent])
+        got = mx.vjp(kernel.function("host", cfg), primals, [cotangent])
+    want = mx.vjp(kernel.function("emulated", cfg), primals, [cotangent])
     assert relative_error(got[0][0], want[0][0]) <= RTOL, "output"
-    for name, a, b in zip(module._PRIMALS, got[1], want[1], strict=True):
+    for name, a, b in zip(kernel.names, got[1], want[1], strict=True):
         keep = (occupancy or {}).get(name, 1.0)
         assert relative_error(a * keep, b * keep) <= RTOL, name
 
@@ -272,7 +273,7 @@ def test_the_cfc_kernel_source_equals_its_emulation_on_host_threads(options):
         cfg, prepared.inputs[0], hx, time_major(timespans), time_major(mask), prepared.params
     )
     cotangent = mx.random.normal((x.shape[1], x.shape[0], cfg.hidden))
-    assert_source_equals_emulation(fused, cfg, primals, cotangent)
+    assert_source_equals_emulation(fused.fused_cfc, cfg, primals, cotangent)
 
 
 #: Wirings for the source on host threads: also one whose backward keeps its scratch and its
@@ -300,18 +301,16 @@ def test_the_ltc_kernel_source_equals_its_emulation_on_host_threads(name):
     if name.endswith("in-memory"):
         assert not cfg.scratch_on_chip() and dict(cfg.template("backward"))["ACC"] == 0
     assert_source_equals_emulation(
-        fused_ltc, cfg, primals, cotangent, {"w": occupied, "w_erev": occupied}
+        fused_ltc.fused_ltc, cfg, primals, cotangent, {"w": occupied, "w_erev": occupied}
     )
 
 
 # ---------------------------------------------------------------------------- self-check
-def test_a_kernel_that_disagrees_is_caught_once_and_the_reference_answers(monkeypatch):
-    wrong = lambda backend, cfg, arrays: arrays["xproj"][..., :6]  # noqa: E731
-    monkeypatch.setattr(fused, "_run_forward", wrong)
-    model = CfC(5, 6, backbone_layers=0, mode="pure", kernel="fused")
-    x = inputs()[0]
+def assert_caught_once_and_answered_by_the_reference(model, x, warning: str):
+    """``model`` (``kernel="fused"``, with a wrong kernel patched in) warns ``warning`` on its
+    first call only, and both calls answer exactly what the reference loop does."""
     with kernels.emulate():
-        with pytest.warns(RuntimeWarning, match=r"fused CfC kernel failed .* on emulated .*states"):
+        with pytest.warns(RuntimeWarning, match=warning):
             got = model(x)
         with warnings.catch_warnings():
             warnings.simplefilter("error")
@@ -322,11 +321,19 @@ def test_a_kernel_that_disagrees_is_caught_once_and_the_reference_answers(monkey
         assert relative_error(a, c) == 0.0 and relative_error(b, c) == 0.0
 
 
+def test_a_kernel_that_disagrees_is_caught_once_and_the_reference_answers(monkeypatch):
+    wrong = lambda backend, cfg, arrays: arrays["xproj"][..., :6]  # noqa: E731
+    monkeypatch.setattr(fused.fused_cfc, "forward", wrong)
+    model = CfC(5, 6, backbone_layers=0, mode="pure", kernel="fused")
+    warning = r"fused CfC kernel failed .* on emulated .*states"
+    assert_caught_once_and_answered_by_the_reference(model, inputs()[0], warning)
+
+
 def test_a_kernel_that_fails_to_build_falls_back_with_the_error_named(monkeypatch):
     def broken(backend, cfg, arrays):
         raise RuntimeError("[cuda_kernel] compilation failed: expected ';'")
 
-    monkeypatch.setattr(fused, "_run_forward", broken)
+    monkeypatch.setattr(fused.fused_cfc, "forward", broken)
     model = CfC(5, 6, kernel="fused")
     with kernels.emulate(), pytest.warns(RuntimeWarning, match="compilation failed"):
         got = model(inputs()[0])
@@ -336,8 +343,8 @@ def test_a_kernel_that_fails_to_build_falls_back_with_the_error_named(monkeypatc
 
 def test_the_self_check_runs_once_per_configuration(monkeypatch):
     checks = []
-    original = fused._self_check
-    monkeypatch.setattr(fused, "_self_check", lambda *a: checks.append(a[1]) or original(*a))
+    original = fused.fused_cfc.check
+    monkeypatch.setattr(fused.fused_cfc, "check", lambda *a: checks.append(a[1]) or original(*a))
     x = inputs()[0]
     with kernels.emulate():
         for _ in range(2):

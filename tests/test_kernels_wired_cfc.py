@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import warnings
 
 os.environ.setdefault("MLX_ENABLE_TF32", "0")
 
@@ -23,6 +22,7 @@ from test_kernels import (  # noqa: E402
     BACKENDS,
     NVCC,
     RTOL,
+    assert_caught_once_and_answered_by_the_reference,
     assert_fused_matches_reference,
     cuda_translation_unit,
     inputs,
@@ -46,9 +46,9 @@ MODES = ("default", "no_gate", "pure")
 @pytest.fixture(autouse=True)
 def fresh_checks():
     """Each test starts with no first-use verdicts and the default kernel choice."""
-    fused._CHECKS.clear()
+    fused.fused_wired_cfc.checks.clear()
     yield
-    fused._CHECKS.clear()
+    fused.fused_wired_cfc.checks.clear()
     kernels.set_default_kernel("auto")
 
 
@@ -179,21 +179,10 @@ def test_a_wiring_too_large_for_on_chip_memory_raises_under_fused_and_falls_back
 # ---------------------------------------------------------------------------- self-check
 def test_a_wired_kernel_that_disagrees_is_caught_once_and_the_reference_answers(monkeypatch):
     wrong = lambda backend, cfg, arrays: arrays["xproj"][..., : cfg.neurons]  # noqa: E731
-    monkeypatch.setattr(fused, "_run_forward", wrong)
+    monkeypatch.setattr(fused.fused_wired_cfc, "forward", wrong)
     model, units = wired_cfc("fully-connected", "pure", kernel="fused")
-    x = inputs(hidden=units)[0]
-    with kernels.emulate():
-        with pytest.warns(
-            RuntimeWarning, match=r"fused wired CfC kernel failed .* on emulated \(states differ"
-        ):
-            got = model(x)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            again = model(x)  # no second warning
-    model.kernel = "reference"
-    want = model(x)
-    for a, b, c in zip(got, again, want, strict=True):
-        assert relative_error(a, c) == 0.0 and relative_error(b, c) == 0.0
+    warning = r"fused wired CfC kernel failed .* on emulated \(states differ"
+    assert_caught_once_and_answered_by_the_reference(model, inputs(hidden=units)[0], warning)
 
 
 def test_a_wired_gradient_that_disagrees_is_caught_by_the_self_check(monkeypatch):

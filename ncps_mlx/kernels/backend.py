@@ -32,8 +32,9 @@ from typing import NamedTuple
 import mlx.core as mx
 
 __all__ = ["BACKENDS", "gpu_backend", "KernelSource", "build", "launch", "emulate", "SelfCheck"]
+__all__ += ["FusedSequence", "SHARED_MEMORY_LIMIT", "too_large_for_chip"]
 __all__ += ["sequence_function", "first_difference", "check_against_steps", "per_step"]
-__all__ += ["carried_states", "SEQUENCE_PREAMBLE"]
+__all__ += ["carried_states", "SEQUENCE_PREAMBLE", "reverse_steps"]
 
 #: The backends a fused kernel runs on.
 BACKENDS = ("cuda", "metal", "emulated")
@@ -77,6 +78,17 @@ _BODY_PROLOGUES = {
 #define BARRIER() threadgroup_barrier(mem_flags::mem_threadgroup | mem_flags::mem_device)
 """,
 }
+
+#: The on-chip memory a thread block may use, in bytes (Metal's limit, the smaller of the two).
+SHARED_MEMORY_LIMIT = 32 * 1024
+
+
+def too_large_for_chip(size: int) -> str | None:
+    """Why a kernel needing ``size`` bytes of on-chip memory cannot run, or None if it fits."""
+    if size > SHARED_MEMORY_LIMIT:
+        return f"the cell needs {size:,} bytes of on-chip memory (limit {SHARED_MEMORY_LIMIT:,})"
+    return None
+
 
 _forced_backend: str | None = None
 
@@ -205,6 +217,67 @@ class SelfCheck:
         self._verdicts.clear()
 
 
+class FusedSequence:
+    """A cell's fused path: calling it runs a whole sequence through the kernels of one
+    configuration, after that configuration's first-use check (:class:`SelfCheck`), as the
+    configuration's custom function (:meth:`function`).
+
+    Args:
+        what: The cell's name in warnings (``"CfC"``).
+        names: The custom function's inputs, in order.
+        config: ``cell -> cfg``, the kernels' compile-time configuration (hashable).
+        check: ``(function, cfg, cell) -> str | None``, the first-use check of ``function``
+            (:meth:`function` of the configuration); it must build its own copy of the cell's
+            constants (evaluating the call's own would cut them out of a gradient being traced
+            around the call).
+        primals: ``(cell, cfg, prepared, state, timespans, valid) -> list``, the custom
+            function's inputs from the reference loop's.
+        forward: ``(backend, cfg, arrays) -> states``, the forward kernel.
+        gradients: ``(backend, cfg, arrays, states, cotangent) -> dict``, the VJP (see
+            :func:`sequence_function`).
+    """
+
+    def __init__(self, what: str, names, config, check, primals, forward, gradients):
+        self.checks = SelfCheck(what)
+        self.names, self.config, self.check, self.primals = names, config, check, primals
+        self.forward, self.gradients = forward, gradients
+        self._functions: dict[tuple, mx.custom_function] = {}
+
+    def function(self, backend: str, cfg) -> mx.custom_function:
+        """The custom function of configuration ``cfg`` on ``backend`` (built once)."""
+        key = (backend, cfg)
+        if key not in self._functions:
+            self._functions[key] = sequence_function(
+                self.names,
+                lambda arrays: self.forward(backend, cfg, arrays),
+                lambda arrays, states, cotangent: self.gradients(
+                    backend, cfg, arrays, states, cotangent
+                ),
+            )
+        return self._functions[key]
+
+    def __call__(self, cell, prepared, state, timespans, valid, backend: str):
+        """The states after every step, ``(T, B, N)``, by the fused kernels on ``backend``.
+
+        Args:
+            cell: A cell of this kernel with no reason to be unsupported.
+            prepared: ``cell.prepare(x)`` of the time-major input.
+            state: ``(B, N)`` initial state.
+            timespans: A float or ``(T, B, 1)``.
+            valid: None or ``(T, B, 1)`` bool (False: a padded step, which carries the state).
+            backend: ``"cuda"``, ``"metal"`` or ``"emulated"``.
+
+        Returns:
+            The states, differentiable with respect to every input, or None if this
+            configuration failed its first-use check (the caller runs the reference path).
+        """
+        cfg = self.config(cell)
+        function = self.function(backend, cfg)
+        if not self.checks.passed(cfg, backend, lambda: self.check(function, cfg, cell)):
+            return None
+        return function(*self.primals(cell, cfg, prepared, state, timespans, valid))
+
+
 def sequence_function(names: list[str], forward: Callable, gradients: Callable):
     """An ``mx.custom_function`` over the arrays ``names`` whose output is ``forward(arrays)``
     and whose VJP is ``gradients(arrays, output, cotangent)``, a dict of the inputs' gradients
@@ -232,6 +305,28 @@ SEQUENCE_PREAMBLE = """
   const int b = BLOCK_ID;
   const int steps = sizes[0];
   const int batch = sizes[1];
+"""
+
+
+def reverse_steps(gradient: str, width: str, cotangents: str) -> str:
+    """Kernel code that opens a backward kernel's walk over the steps in reverse.
+
+    It zeroes the running gradient ``gradient`` (``width`` floats) and opens the loop over
+    ``t`` (defining ``row``); at a padded step it adds that step's cotangent
+    (``cotangents[row * width + j]``) to the gradient and skips the step, since padding carries
+    the state and so carries its gradient. The caller writes the real step's body and closes
+    the loop's brace. Needs :data:`SEQUENCE_PREAMBLE` and a ``valid`` input.
+    """
+    return f"""
+  for (int j = tid; j < {width}; j += nt) {gradient}[j] = 0.0f;
+  BARRIER();
+  for (int t = steps - 1; t >= 0; --t) {{
+    const int row = t * batch + b;
+    if (valid[row] < 0.5f) {{  // a padded step carries the state: so does its gradient
+      for (int j = tid; j < {width}; j += nt) {gradient}[j] += {cotangents}[row * {width} + j];
+      BARRIER();
+      continue;
+    }}
 """
 
 

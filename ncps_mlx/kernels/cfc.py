@@ -1,7 +1,7 @@
 """The fused CfC sequence: the whole time loop of a :class:`~ncps_mlx.cells.CfCCell` in one
 kernel launch forward and one backward, with a custom gradient.
 
-:func:`fused_cfc` takes what the reference loop takes (the cell's
+:data:`fused_cfc` takes what the reference loop takes (the cell's
 :class:`~ncps_mlx.cells.Prepared` inputs and :class:`~ncps_mlx.cells.cfc.CfCParams`, the initial
 state, timespans and padding) and returns the state after every step. Forward, it runs the
 kernel of :mod:`ncps_mlx.kernels.cfc_source`; its
@@ -19,12 +19,12 @@ import mlx.core as mx
 from ..cells.cfc import CfCCell, CfCParams
 from . import cfc_emulation
 from .backend import (
+    FusedSequence,
     KernelSource,
-    SelfCheck,
     check_against_steps,
     launch,
     per_step,
-    sequence_function,
+    too_large_for_chip,
 )
 from .cfc_source import (
     ACTIVATION_CODES,
@@ -40,9 +40,6 @@ from .cfc_source import (
 __all__ = ["CfCKernelConfig", "unsupported", "fused_cfc", "CHECK_TOLERANCE"]
 
 MODES = {"default": 0, "no_gate": 1, "pure": 2}
-
-#: On-chip memory a thread block may use (the smallest limit of the two backends: Metal's).
-SHARED_MEMORY_LIMIT = 32 * 1024
 
 #: The inputs of the custom function, in order (``sizes`` is made from the shapes).
 _PRIMALS = PRIMAL_INPUTS
@@ -92,10 +89,7 @@ def unsupported(cell, training: bool) -> str | None:
         return f"no fused kernel for {type(cell).__name__} yet (dense CfCCell only)"
     if training and cell.backbone_dropout > 0.0:
         return "backbone_dropout in training mode (the fused kernel draws no random numbers)"
-    size = CfCKernelConfig.of(cell).shared_bytes()
-    if size > SHARED_MEMORY_LIMIT:
-        return f"the cell needs {size:,} bytes of on-chip memory (limit {SHARED_MEMORY_LIMIT:,})"
-    return None
+    return too_large_for_chip(CfCKernelConfig.of(cell).shared_bytes())
 
 
 # ---------------------------------------------------------------------------- launches
@@ -171,28 +165,16 @@ def _weight_gradients(cfg: CfCKernelConfig, arrays: dict, grads: dict) -> dict:
     return out
 
 
-_FUNCTIONS: dict[tuple[str, CfCKernelConfig], mx.custom_function] = {}
-
-
-def _function(backend: str, cfg: CfCKernelConfig) -> mx.custom_function:
-    """The custom function ``(xproj, h0, ts, valid, w_rec, ...) -> hs`` of one configuration."""
-    key = (backend, cfg)
-    if key not in _FUNCTIONS:
-
-        def gradients(arrays, states, cotangent):
-            arrays = dict(arrays, hs=states, dhs=cotangent)
-            grads = _run_backward(backend, cfg, arrays)
-            return {
-                "xproj": grads["d_first"],
-                "h0": grads["dh0"],
-                "ts": grads["dts"].sum(axis=-1),
-                **_weight_gradients(cfg, arrays, grads),
-            }
-
-        _FUNCTIONS[key] = sequence_function(
-            _PRIMALS, lambda arrays: _run_forward(backend, cfg, arrays), gradients
-        )
-    return _FUNCTIONS[key]
+def _gradients(backend: str, cfg: CfCKernelConfig, arrays: dict, states, cotangent) -> dict:
+    """The VJP: the inputs' gradients by name from the backward kernel's outputs."""
+    arrays = dict(arrays, hs=states, dhs=cotangent)
+    grads = _run_backward(backend, cfg, arrays)
+    return {
+        "xproj": grads["d_first"],
+        "h0": grads["dh0"],
+        "ts": grads["dts"].sum(axis=-1),
+        **_weight_gradients(cfg, arrays, grads),
+    }
 
 
 def _primals(cfg: CfCKernelConfig, xproj, h0, timespans, valid, params: CfCParams) -> list:
@@ -219,8 +201,6 @@ def _primals(cfg: CfCKernelConfig, xproj, h0, timespans, valid, params: CfCParam
 
 
 # ---------------------------------------------------------------------------- entry point
-_CHECKS = SelfCheck("CfC")
-
 #: Largest relative difference from the reference path that the first-use check accepts. It
 #: catches a wrong kernel (errors of order 1), not rounding: on CUDA and M5-class Apple GPUs
 #: the reference path's float32 matmuls run in TF32 unless ``MLX_ENABLE_TF32=0``, which puts
@@ -228,10 +208,10 @@ _CHECKS = SelfCheck("CfC")
 CHECK_TOLERANCE = 2e-2
 
 
-def _self_check(backend: str, cfg: CfCKernelConfig, cell: CfCCell, params) -> str | None:
+def _self_check(function, cfg: CfCKernelConfig, cell: CfCCell) -> str | None:
     """Compare the fused path with the cell's own step on a short sequence (see
     :func:`~ncps_mlx.kernels.backend.check_against_steps`); a mismatch described, or None."""
-    function = _function(backend, cfg)
+    params = cell.split_params()[2]
 
     def fused(inputs, h, timespans, valid):
         return function(*_primals(cfg, inputs[0], h, timespans, valid, params))
@@ -243,28 +223,16 @@ def _self_check(backend: str, cfg: CfCKernelConfig, cell: CfCCell, params) -> st
     return check_against_steps(fused, step, [cfg.first], cfg.hidden, names, CHECK_TOLERANCE)
 
 
-def fused_cfc(cell: CfCCell, prepared, h0, timespans, valid, backend: str) -> mx.array | None:
-    """The states after every step, ``(T, B, H)``, by the fused kernels on ``backend``.
-
-    Args:
-        cell: A :class:`~ncps_mlx.cells.CfCCell` without an :func:`unsupported` reason.
-        prepared: ``cell.prepare(x)`` of the time-major input.
-        h0: ``(B, H)`` initial state.
-        timespans: A float or ``(T, B, 1)``.
-        valid: None or ``(T, B, 1)`` bool (False: a padded step, which carries the state).
-        backend: ``"cuda"``, ``"metal"`` or ``"emulated"``.
-
-    Returns:
-        The states, differentiable with respect to every input, or None if this
-        configuration failed its first-use check (the caller runs the reference path).
-    """
-    cfg = CfCKernelConfig.of(cell)
-
-    def check():  # on its own copy of the constants: evaluating the call's own would cut
-        # them out of a gradient being traced around this call
-        return _self_check(backend, cfg, cell, cell.split_params()[2])
-
-    if not _CHECKS.passed(cfg, backend, check):
-        return None
-    primals = _primals(cfg, prepared.inputs[0], h0, timespans, valid, prepared.params)
-    return _function(backend, cfg)(*primals)
+#: The fused path of the dense CfC, called as ``fused_cfc(cell, prepared, h0, timespans,
+#: valid, backend)`` (a :class:`~ncps_mlx.kernels.backend.FusedSequence`).
+fused_cfc = FusedSequence(
+    "CfC",
+    _PRIMALS,
+    CfCKernelConfig.of,
+    _self_check,
+    lambda cell, cfg, prepared, h0, timespans, valid: _primals(
+        cfg, prepared.inputs[0], h0, timespans, valid, prepared.params
+    ),
+    _run_forward,
+    _gradients,
+)

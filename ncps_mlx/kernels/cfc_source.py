@@ -23,7 +23,7 @@ with atomics.
 
 from __future__ import annotations
 
-from .backend import SEQUENCE_PREAMBLE
+from .backend import SEQUENCE_PREAMBLE, reverse_steps
 
 __all__ = ["ACTIVATION_CODES", "HEADER", "FORWARD_INPUTS", "FORWARD_BODY", "BACKWARD_INPUTS"]
 __all__ += [
@@ -239,15 +239,9 @@ BACKWARD_BODY = (
   SHARED float pre[LU];
   SHARED float da[ZMAX];
   SHARED float db[ZMAX];
-  for (int j = tid; j < H; j += nt) dh[j] = 0.0f;
-  BARRIER();
-  for (int t = steps - 1; t >= 0; --t) {
-    const int row = t * batch + b;
-    if (valid[row] < 0.5f) {  // a padded step carries the state: so does its gradient
-      for (int j = tid; j < H; j += nt) dh[j] += dhs[row * H + j];
-      BARRIER();
-      continue;
-    }
+"""
+    + reverse_steps("dh", "H", "dhs")
+    + """
     for (int j = tid; j < H; j += nt) h[j] = t > 0 ? hs[(row - batch) * H + j] : h0[b * H + j];
     BARRIER();
 """

@@ -3,7 +3,7 @@
 fan-in tables; the dense layout's ``(sources, targets)`` matrices are read, transposed, as the
 table of a :class:`DenseTable`.
 
-:func:`fused_ltc` takes what the reference loop takes (the cell's prepared sensory sums and
+:data:`fused_ltc` takes what the reference loop takes (the cell's prepared sensory sums and
 :class:`~ncps_mlx.cells.ltc.LTCParams`, the initial potentials, timespans and padding) and
 returns the potentials after every step, differentiable with respect to all of them. Forward
 and backward are the kernels of :mod:`ncps_mlx.kernels.ltc_source`; per-sequence parameter
@@ -21,12 +21,12 @@ import numpy as np
 from ..cells.ltc import LTCCell
 from . import ltc_emulation
 from .backend import (
+    SHARED_MEMORY_LIMIT,
+    FusedSequence,
     KernelSource,
-    SelfCheck,
     check_against_steps,
     launch,
     per_step,
-    sequence_function,
 )
 from .ltc_source import (
     BACKWARD_INPUTS,
@@ -42,9 +42,6 @@ __all__ = ["LTCKernelConfig", "FanOut", "fan_out", "DenseTable", "kernel_table",
 __all__ += ["slower_than_reference"]
 __all__ += ["fused_ltc"]
 __all__ += ["AUTO_MAX_NEURONS", "AUTO_MAX_NEURONS_WIDE_BATCH", "AUTO_WIDE_BATCH", "CHECK_TOLERANCE"]
-
-#: On-chip memory of a block (the smaller limit, Metal's).
-SHARED_MEMORY_LIMIT = 32 * 1024
 
 #: Threads per block of the forward and the backward kernel. A CUDA launch fails when threads
 #: x registers per thread exceed a multiprocessor's 65,536 registers: the backward may use up
@@ -266,36 +263,25 @@ def _run_backward(backend: str, cfg: LTCKernelConfig, arrays: dict) -> dict:
     return launch(backend, BACKWARDS[on_chip], template, batch, threads, arrays, shapes)
 
 
-_FUNCTIONS: dict[tuple[str, LTCKernelConfig], mx.custom_function] = {}
-
-
-def _function(backend: str, cfg: LTCKernelConfig) -> mx.custom_function:
-    """The custom function ``(sens_num, sens_den, v0, ts, valid, w_erev, ...) -> vs``."""
-    key = (backend, cfg)
-    if key not in _FUNCTIONS:
-
-        def gradients(arrays, states, cotangent):
-            grads = _run_backward(backend, cfg, dict(arrays, vs=states, dvs=cotangent))
-            synapses = grads["d_syn"].sum(axis=0)
-            return {
-                "sens_num": grads["d_sens_num"],
-                "sens_den": grads["d_sens_den"],
-                "v0": grads["dv0"],
-                "ts": grads["dts"].sum(axis=-1),
-                "cm": grads["d_cm"].sum(axis=0),
-                "gleak": grads["d_gleak"].sum(axis=0),
-                "leak": grads["d_leak"].sum(axis=0),
-                **dict(zip(_SYNAPSE_FIELDS, synapses, strict=True)),
-            }
-
-        _FUNCTIONS[key] = sequence_function(
-            _PRIMALS, lambda arrays: _run_forward(backend, cfg, arrays), gradients
-        )
-    return _FUNCTIONS[key]
+def _gradients(backend: str, cfg: LTCKernelConfig, arrays: dict, states, cotangent) -> dict:
+    """The VJP: the inputs' gradients by name from the backward kernel's per-sequence
+    outputs (summed over the batch here)."""
+    grads = _run_backward(backend, cfg, dict(arrays, vs=states, dvs=cotangent))
+    synapses = grads["d_syn"].sum(axis=0)
+    return {
+        "sens_num": grads["d_sens_num"],
+        "sens_den": grads["d_sens_den"],
+        "v0": grads["dv0"],
+        "ts": grads["dts"].sum(axis=-1),
+        "cm": grads["d_cm"].sum(axis=0),
+        "gleak": grads["d_gleak"].sum(axis=0),
+        "leak": grads["d_leak"].sum(axis=0),
+        **dict(zip(_SYNAPSE_FIELDS, synapses, strict=True)),
+    }
 
 
 def _primals(cell: LTCCell, inputs, v0, timespans, valid, params) -> list:
-    """The custom function's inputs from the loop's (see :func:`fused_ltc`)."""
+    """The custom function's inputs from the loop's (see :data:`fused_ltc`)."""
     sens_num, sens_den = inputs
     steps, batch, _ = sens_num.shape
     synapses = params.synapses
@@ -325,17 +311,14 @@ def _primals(cell: LTCCell, inputs, v0, timespans, valid, params) -> list:
 
 
 # ---------------------------------------------------------------------------- entry point
-_CHECKS = SelfCheck("LTC")
-
 #: See :data:`ncps_mlx.kernels.cfc.CHECK_TOLERANCE`.
 CHECK_TOLERANCE = 2e-2
 
 
-def _self_check(backend: str, cell: LTCCell, cfg: LTCKernelConfig) -> str | None:
+def _self_check(function, cfg: LTCKernelConfig, cell: LTCCell) -> str | None:
     """Compare the fused path with the cell's own steps on a short sequence (see
     :func:`~ncps_mlx.kernels.backend.check_against_steps`; the inputs are the sensory sums)."""
     params = cell.prepare(mx.zeros((1, 1, cell.sensory_size))).params
-    function = _function(backend, cfg)
 
     def fused(inputs, v, timespans, valid):
         return function(*_primals(cell, inputs, v, timespans, valid, params))
@@ -348,22 +331,17 @@ def _self_check(backend: str, cell: LTCCell, cfg: LTCKernelConfig) -> str | None
     return check_against_steps(fused, step, [n, n], n, names, CHECK_TOLERANCE)
 
 
-def fused_ltc(cell: LTCCell, prepared, v0, timespans, valid, backend: str) -> mx.array | None:
-    """The potentials after every step, ``(T, B, N)``, by the fused kernels on ``backend``.
-
-    Args:
-        cell: An :class:`~ncps_mlx.cells.LTCCell` without an :func:`unsupported` reason.
-        prepared: ``cell.prepare(x)`` of the time-major input.
-        v0: ``(B, N)`` initial potentials.
-        timespans: A float or ``(T, B, 1)``.
-        valid: None or ``(T, B, 1)`` bool (False: a padded step, which carries the state).
-        backend: ``"cuda"``, ``"metal"`` or ``"emulated"``.
-
-    Returns:
-        The potentials, or None if this configuration failed its first-use check.
-    """
-    cfg = LTCKernelConfig.of(cell)
-    if not _CHECKS.passed(cfg, backend, lambda: _self_check(backend, cell, cfg)):
-        return None
-    primals = _primals(cell, prepared.inputs, v0, timespans, valid, prepared.params)
-    return _function(backend, cfg)(*primals)
+#: The fused path of the LTC, called as ``fused_ltc(cell, prepared, v0, timespans, valid,
+#: backend)`` for the potentials after every step (a
+#: :class:`~ncps_mlx.kernels.backend.FusedSequence`).
+fused_ltc = FusedSequence(
+    "LTC",
+    _PRIMALS,
+    LTCKernelConfig.of,
+    _self_check,
+    lambda cell, cfg, prepared, v0, timespans, valid: _primals(
+        cell, prepared.inputs, v0, timespans, valid, prepared.params
+    ),
+    _run_forward,
+    _gradients,
+)

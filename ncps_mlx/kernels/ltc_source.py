@@ -32,7 +32,7 @@ gradients in registers).
 
 from __future__ import annotations
 
-from .backend import SEQUENCE_PREAMBLE
+from .backend import SEQUENCE_PREAMBLE, reverse_steps
 
 __all__ = ["FORWARD_INPUTS", "FORWARD_BODY", "BACKWARD_INPUTS", "BACKWARD_OUTPUTS"]
 __all__ += ["backward_body", "HEADER", "scratch_floats"]
@@ -244,15 +244,9 @@ def backward_body(on_chip: bool) -> str:
     sum_gleak[r] = 0.0f;
     sum_leak[r] = 0.0f;
   }
-  for (int i = tid; i < N; i += nt) g[i] = 0.0f;
-  BARRIER();
-  for (int t = steps - 1; t >= 0; --t) {
-    const int row = t * batch + b;
-    if (valid[row] < 0.5f) {  // a padded step carries the state: so does its gradient
-      for (int i = tid; i < N; i += nt) g[i] += dvs[row * N + i];
-      BARRIER();
-      continue;
-    }
+"""
+        + reverse_steps("g", "N", "dvs")
+        + """
     for (int i = tid; i < N; i += nt) {
       trj[i] = t > 0 ? vs[(row - batch) * N + i] : v0[b * N + i];
       g[i] += dvs[row * N + i];

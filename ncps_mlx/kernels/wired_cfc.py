@@ -1,7 +1,7 @@
 """The fused wired CfC: the whole time loop of a :class:`~ncps_mlx.cells.WiredCfCCell` (every
 layer of its wiring) in one kernel launch forward and one backward, with a custom gradient.
 
-:func:`fused_wired_cfc` takes what the reference loop takes (layer 0's input projection and the
+:data:`fused_wired_cfc` takes what the reference loop takes (layer 0's input projection and the
 cell's :class:`~ncps_mlx.cells.wired_cfc.WiredCfCParams`, whose weights are already masked by
 the wiring, the initial state, timespans and padding) and returns the state after every step.
 Forward, it runs the kernel of :mod:`ncps_mlx.kernels.wired_cfc_source`; its ``vjp`` runs the
@@ -20,14 +20,14 @@ import mlx.core as mx
 from ..cells.wired_cfc import WiredCfCCell, WiredCfCParams
 from . import wired_cfc_emulation
 from .backend import (
+    FusedSequence,
     KernelSource,
-    SelfCheck,
     check_against_steps,
     launch,
     per_step,
-    sequence_function,
+    too_large_for_chip,
 )
-from .cfc import CHECK_TOLERANCE, MODES, SHARED_MEMORY_LIMIT
+from .cfc import CHECK_TOLERANCE, MODES
 from .wired_cfc_source import (
     BACKWARD_BODY,
     BACKWARD_INPUTS,
@@ -103,10 +103,7 @@ def unsupported(cell) -> str | None:
     """Why ``cell`` has no fused wired-CfC kernel, or None if it has one."""
     if type(cell) is not WiredCfCCell:
         return f"no fused wired-CfC kernel for {type(cell).__name__}"
-    size = WiredCfCKernelConfig.of(cell).shared_bytes()
-    if size > SHARED_MEMORY_LIMIT:
-        return f"the cell needs {size:,} bytes of on-chip memory (limit {SHARED_MEMORY_LIMIT:,})"
-    return None
+    return too_large_for_chip(WiredCfCKernelConfig.of(cell).shared_bytes())
 
 
 # ---------------------------------------------------------------------------- launches
@@ -177,32 +174,20 @@ def _weight_gradients(cfg: WiredCfCKernelConfig, arrays: dict, d_heads: mx.array
     return {"w": mx.concatenate(blocks), **({"bias": mx.concatenate(biases)} if biases else {})}
 
 
-_FUNCTIONS: dict[tuple[str, WiredCfCKernelConfig], mx.custom_function] = {}
-
-
-def _function(backend: str, cfg: WiredCfCKernelConfig) -> mx.custom_function:
-    """The custom function ``(xproj, h0, ts, valid, w, ...) -> hs`` of one configuration."""
-    key = (backend, cfg)
-    if key not in _FUNCTIONS:
-
-        def gradients(arrays, states, cotangent):
-            arrays = dict(arrays, hs=states, dhs=cotangent)
-            grads = _run_backward(backend, cfg, arrays)
-            out = {
-                "xproj": grads["d_heads"][..., : cfg.heads * cfg.layer_sizes[0]],
-                "h0": grads["dh0"],
-                "ts": (grads["dts"] * arrays["tscale"]).sum(axis=-1),
-                **_weight_gradients(cfg, arrays, grads["d_heads"]),
-            }
-            if cfg.mode == MODES["pure"]:
-                out["amp"] = grads["damp"].sum(axis=(0, 1))
-                out["wtau"] = grads["dwtau"].sum(axis=(0, 1))
-            return out
-
-        _FUNCTIONS[key] = sequence_function(
-            _PRIMALS, lambda arrays: _run_forward(backend, cfg, arrays), gradients
-        )
-    return _FUNCTIONS[key]
+def _gradients(backend: str, cfg: WiredCfCKernelConfig, arrays: dict, states, cotangent) -> dict:
+    """The VJP: the inputs' gradients by name from the backward kernel's outputs."""
+    arrays = dict(arrays, hs=states, dhs=cotangent)
+    grads = _run_backward(backend, cfg, arrays)
+    out = {
+        "xproj": grads["d_heads"][..., : cfg.heads * cfg.layer_sizes[0]],
+        "h0": grads["dh0"],
+        "ts": (grads["dts"] * arrays["tscale"]).sum(axis=-1),
+        **_weight_gradients(cfg, arrays, grads["d_heads"]),
+    }
+    if cfg.mode == MODES["pure"]:
+        out["amp"] = grads["damp"].sum(axis=(0, 1))
+        out["wtau"] = grads["dwtau"].sum(axis=(0, 1))
+    return out
 
 
 def _primals(cfg, xproj, h0, timespans, valid, params: WiredCfCParams) -> list:
@@ -234,13 +219,12 @@ def _primals(cfg, xproj, h0, timespans, valid, params: WiredCfCParams) -> list:
 
 
 # ---------------------------------------------------------------------------- entry point
-_CHECKS = SelfCheck("wired CfC")
 
 
-def _self_check(backend: str, cfg, cell: WiredCfCCell, params) -> str | None:
+def _self_check(function, cfg, cell: WiredCfCCell) -> str | None:
     """Compare the fused path with the cell's own step on a short sequence (see
     :func:`~ncps_mlx.kernels.backend.check_against_steps`); a mismatch described, or None."""
-    function = _function(backend, cfg)
+    params = cell.prepare(mx.zeros((1, 1, cell.layers[0].input_size))).params
 
     def fused(inputs, h, timespans, valid):
         return function(*_primals(cfg, inputs[0], h, timespans, valid, params))
@@ -252,28 +236,17 @@ def _self_check(backend: str, cfg, cell: WiredCfCCell, params) -> str | None:
     return check_against_steps(fused, step, widths, cfg.neurons, names, CHECK_TOLERANCE)
 
 
-def fused_wired_cfc(cell: WiredCfCCell, prepared, h0, timespans, valid, backend: str):
-    """The states after every step, ``(T, B, N)`` in layer order, by the fused kernels.
-
-    Args:
-        cell: A :class:`~ncps_mlx.cells.WiredCfCCell` without an :func:`unsupported` reason.
-        prepared: ``cell.prepare(x)`` of the time-major input.
-        h0: ``(B, N)`` initial state.
-        timespans: A float or ``(T, B, 1)``.
-        valid: None or ``(T, B, 1)`` bool (False: a padded step, which carries the state).
-        backend: ``"cuda"``, ``"metal"`` or ``"emulated"``.
-
-    Returns:
-        The states, differentiable with respect to every input, or None if this
-        configuration failed its first-use check (the caller runs the reference path).
-    """
-    cfg = WiredCfCKernelConfig.of(cell)
-
-    def check():  # on its own copy of the constants (see kernels.cfc.fused_cfc)
-        features = cell.layers[0].input_size
-        return _self_check(backend, cfg, cell, cell.prepare(mx.zeros((1, 1, features))).params)
-
-    if not _CHECKS.passed(cfg, backend, check):
-        return None
-    primals = _primals(cfg, prepared.inputs[0], h0, timespans, valid, prepared.params)
-    return _function(backend, cfg)(*primals)
+#: The fused path of the wired CfC, called as ``fused_wired_cfc(cell, prepared, h0,
+#: timespans, valid, backend)`` for the states in layer order (a
+#: :class:`~ncps_mlx.kernels.backend.FusedSequence`).
+fused_wired_cfc = FusedSequence(
+    "wired CfC",
+    _PRIMALS,
+    WiredCfCKernelConfig.of,
+    _self_check,
+    lambda cell, cfg, prepared, h0, timespans, valid: _primals(
+        cfg, prepared.inputs[0], h0, timespans, valid, prepared.params
+    ),
+    _run_forward,
+    _gradients,
+)

@@ -29,7 +29,7 @@ constants (the ``template``): ``N`` neurons, ``L`` layers, ``K`` heads per neuro
 
 from __future__ import annotations
 
-from .backend import SEQUENCE_PREAMBLE
+from .backend import SEQUENCE_PREAMBLE, reverse_steps
 from .cfc_source import HEADER, state_update, state_update_gradient
 from .matvec_source import block_matvec
 
@@ -73,6 +73,15 @@ _LAYER = """
 """
 
 
+#: Opens a loop over layer ``l``'s neurons: ``j`` within the layer, ``u`` in the state, and
+#: the neuron's elapsed time ``span`` (the step's, over its time scale).
+_LAYER_NEURONS = """
+      for (int j = tid; j < nl; j += nt) {
+        const int u = lo + j;
+        const float span = ts[row] * tscale[u];
+"""
+
+
 def _heads(new: str, old: str) -> str:
     """Layer ``l``'s heads into ``g``: rows ``[base, lo)`` read the shared vector ``new`` (the
     previous layer's new state), rows ``[lo, hi)`` read ``old`` (the layer's own); the
@@ -104,10 +113,8 @@ FORWARD_BODY = (
     + _heads(new="h", old="h")
     + """
       BARRIER();
-      for (int j = tid; j < nl; j += nt) {
-        const int u = lo + j;
-        const float span = ts[row] * tscale[u];
 """
+    + _LAYER_NEURONS
     + state_update(width="nl", unit="u")
     + """
         h[u] = hn;
@@ -128,15 +135,9 @@ BACKWARD_BODY = (
   SHARED float dold[N];
   SHARED float g[K * NMAX];
   SHARED float dg[K * NMAX];
-  for (int j = tid; j < N; j += nt) dold[j] = 0.0f;
-  BARRIER();
-  for (int t = steps - 1; t >= 0; --t) {
-    const int row = t * batch + b;
-    if (valid[row] < 0.5f) {  // a padded step carries the state: so does its gradient
-      for (int j = tid; j < N; j += nt) dold[j] += dhs[row * N + j];
-      BARRIER();
-      continue;
-    }
+"""
+    + reverse_steps("dold", "N", "dhs")
+    + """
     for (int j = tid; j < N; j += nt) {
       hn[j] = hs[row * N + j];
       ho[j] = t > 0 ? hs[(row - batch) * N + j] : h0[b * N + j];
@@ -149,9 +150,9 @@ BACKWARD_BODY = (
     + _heads(new="hn", old="ho")
     + """
       BARRIER();
-      for (int j = tid; j < nl; j += nt) {
-        const int u = lo + j;
-        const float span = ts[row] * tscale[u];
+"""
+    + _LAYER_NEURONS
+    + """
         const float dht = dnew[u];
 """
     + state_update_gradient(width="nl", unit="u", out="row * N + u")
