@@ -1,13 +1,12 @@
 """ncps-mlx: neural circuit policies (LTC, CfC, NCP wirings) on Apple's MLX."""
 
 from . import io, wirings
+from ._version import __version__
 from .cells import CfCCell, CTGRUCell, CTRNNCell, LSTMCell, LTCCell, ODELSTMCell, WiredCfCCell
 from .quantization import QuantizationReport, astype, quantize, weight_bytes
 from .sequence import CTGRU, CTRNN, LTC, ODELSTM, CfC
 from .streaming import StreamingRunner
 from .wirings import NCP, AutoNCP, FullyConnected, Random, Wiring
-
-__version__ = "0.1.0"
 
 __all__ = [
     "wirings",

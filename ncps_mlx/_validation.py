@@ -6,11 +6,13 @@ it expected, so that bad input fails at the public boundary with a clear error.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import numbers
 
 import numpy as np
 
-__all__ = ["check_int", "normalize_seed"]
+__all__ = ["check_int", "normalize_seed", "keyword_aliases"]
 
 _SEED_BOUND = 2**32
 
@@ -61,3 +63,48 @@ def normalize_seed(seed, name: str = "seed") -> int:
     if not 0 <= int(seed) < _SEED_BOUND:
         raise ValueError(f"{name} must be in [0, 2**32), got {seed}")
     return int(seed)
+
+
+def keyword_aliases(**aliases: str):
+    """Decorator: let a function also take some arguments under other names.
+
+    Each ``alias="name"`` makes ``f(alias=value)`` mean ``f(name=value)``, e.g. ncps's ``hx``
+    for our ``h``, or the wiring guide's ``fast_weights`` for ``fast_neurons``. The signature,
+    positional order and defaults stay those of the function.
+
+    Args:
+        **aliases: Alias -> the name of the function's parameter it stands for.
+
+    Raises:
+        TypeError: At a call that passes an argument under both names (the parameter by
+            position or by keyword, and the alias), naming both.
+    """
+
+    def decorate(function):
+        parameters = inspect.signature(function).parameters
+        positional = [
+            name
+            for name, parameter in parameters.items()
+            if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+        ]
+        unknown = set(aliases.values()) - set(parameters)
+        if unknown:
+            raise ValueError(f"{function.__qualname__} has no parameters {sorted(unknown)}")
+
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            for alias, name in aliases.items():
+                if alias not in kwargs:
+                    continue
+                by_position = name in positional and positional.index(name) < len(args)
+                if by_position or name in kwargs:
+                    raise TypeError(
+                        f"{function.__qualname__}() got both {name} and {alias}, two names of "
+                        "the same argument: pass one of them"
+                    )
+                kwargs[name] = kwargs.pop(alias)
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate

@@ -34,6 +34,7 @@ RANKS = {
     # Shared argument checks, dtype casting, opt-in finite checks, plots: nothing of ours.
     "_validation": 0,
     "_dtypes": 0,
+    "_version": 0,  # the version string: nothing of ours
     "checks": 0,
     "viz": 0,
     "wirings": 1,  # the connectome: numpy + networkx, never MLX

@@ -27,7 +27,6 @@ from ncps_mlx.cells import (
     WiredCfCCell,
     WiredCfCParams,
 )
-from ncps_mlx.cells.common import resolve_timespans
 from ncps_mlx.quantization import astype
 from ncps_mlx.wirings import AutoNCP, DynamicRoutingWiring, MetaWiring
 from ncps_mlx.wirings.multiscale import MultiScaleWiring
@@ -271,11 +270,3 @@ def test_ct_cells_take_timespans_by_keyword_or_position(make):
     by_keyword, by_position = one_step(cell, timespans=0.5), one_step(cell, 0.5)
     for array, reference in zip(by_keyword, by_position, strict=True):
         np.testing.assert_array_equal(array, reference)
-
-
-def test_resolve_timespans():
-    assert resolve_timespans(None, "ts", None) == 1.0
-    assert resolve_timespans(0.5, "ts", None) == 0.5
-    assert resolve_timespans(None, "ts", 0.25) == 0.25
-    with pytest.raises(TypeError, match="timespans and elapsed_time"):
-        resolve_timespans(0.5, "elapsed_time", 0.5)

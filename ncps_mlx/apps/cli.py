@@ -15,7 +15,8 @@
 * ``ncps-mlx bench [--quick] [--out DIR] [--only FAMILY[,FAMILY]] [--repeats N]`` runs the
   benchmark suite (:mod:`ncps_mlx.apps.bench.suite`) and writes ``DIR/bench.md`` and ``bench.json``.
 
-Bad arguments print one line, ``ncps-mlx <command>: error: ...``, and exit with code 2.
+``ncps-mlx --version`` prints the version. Bad arguments print one line,
+``ncps-mlx <command>: error: ...``, and exit with code 2.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import sys
 from collections import Counter
 
 from .. import wirings
+from .._version import __version__
 from ..explore.commands import add_explore
 from ..viz import LAYOUTS, save_wiring_plot
 
@@ -304,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``ncps-mlx`` argument parser with its ``demo``, ``wiring``, ``hybrid``, ``explore``
     and ``bench`` commands."""
     parser = _Parser(prog="ncps-mlx", description="Neural circuit policies on MLX.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_demo(commands)
     _add_wiring(commands)

@@ -8,7 +8,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from .._validation import check_int
+from .._validation import check_int, keyword_aliases
 from .common import (
     DenseParams,
     Prepared,
@@ -16,7 +16,6 @@ from .common import (
     dense_weight,
     get_activation,
     in_out,
-    resolve_timespans,
     xavier_uniform,
 )
 from .fast_math import sigmoid, tanh
@@ -70,6 +69,10 @@ class CfCCell(nn.Module):
     (:func:`ncps_mlx.io.load_ncps_state_dict`). The four heads are fused into one matmul per
     step, and the input half of the first layer is applied to all steps before the time loop.
 
+    Attributes follow ncps too: ``backbone`` is the list of backbone layers (None without
+    one), ``sparsity_mask`` the ``(H, F + H)`` mask of ``ff1``/``ff2`` (None if dense),
+    ``tanh``/``sigmoid`` the activations and :meth:`init_weights` ncps's initialisation.
+
     Difference from ncps 1.0.1: dropout follows every backbone layer (ncps skips the first).
 
     Args:
@@ -112,17 +115,16 @@ class CfCCell(nn.Module):
             self.backbone = [nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
             head_in = units
         else:
+            self.backbone = None
             head_in = concat
         heads = ["ff1"] if self.mode == "pure" else ["ff1", "ff2", "time_a", "time_b"]
         for name in heads:
             setattr(self, name, nn.Linear(head_in, self.hidden_size))
         if self.mode == "pure":
-            # ncps sets zeros/ones, then its init_weights Xavier-initialises every 2-D parameter.
-            self.w_tau = xavier_uniform(1, self.hidden_size)
-            self.A = xavier_uniform(1, self.hidden_size)
-        for layer in [*getattr(self, "backbone", []), *(getattr(self, name) for name in heads)]:
-            layer.weight = xavier_uniform(*layer.weight.shape)
+            self.w_tau = mx.zeros((1, self.hidden_size))
+            self.A = mx.ones((1, self.hidden_size))
         self._heads = heads
+        self.init_weights()
         self._sparsity_mask = None
         if sparsity_mask is not None:
             mask = np.abs(np.asarray(sparsity_mask, np.float32))
@@ -132,6 +134,25 @@ class CfCCell(nn.Module):
                     f"(inputs + hidden, hidden), got {mask.shape}"
                 )
             self._sparsity_mask = mx.array(mask.T)
+
+    #: The activations as ncps's cell names them (functions here, modules in ncps).
+    tanh = staticmethod(tanh)
+    sigmoid = staticmethod(sigmoid)
+
+    def init_weights(self) -> None:
+        """Draw every weight matrix afresh, Xavier-uniform, as ncps does at construction: the
+        backbone's and the heads' weights, and ``w_tau``, ``A`` in mode ``"pure"`` (biases
+        keep their values)."""
+        if self.mode == "pure":
+            self.w_tau = xavier_uniform(1, self.hidden_size)
+            self.A = xavier_uniform(1, self.hidden_size)
+        for layer in [*(self.backbone or []), *(getattr(self, name) for name in self._heads)]:
+            layer.weight = xavier_uniform(*layer.weight.shape)
+
+    @property
+    def sparsity_mask(self) -> mx.array | None:
+        """The ``(H, F + H)`` mask of ``ff1``/``ff2`` (ncps's layout), None if dense."""
+        return self._sparsity_mask
 
     # ------------------------------------------------------------------ fused weights
     def _head_weights(self) -> tuple[mx.array, mx.array]:
@@ -155,7 +176,7 @@ class CfCCell(nn.Module):
             step's :class:`CfCParams`.
         """
         heads = self._head_weights()
-        backbone = [(dense_weight(layer), layer.bias) for layer in getattr(self, "backbone", [])]
+        backbone = [(dense_weight(layer), layer.bias) for layer in self.backbone or []]
         first_weight, first_bias = backbone[0] if backbone else heads
         pure = self.mode == "pure"
         params = CfCParams(
@@ -194,8 +215,8 @@ class CfCCell(nn.Module):
             decay = mx.exp(-timespans * (mx.abs(params.w_tau) + mx.abs(z)))
             return -amplitude * decay * z + amplitude
         ff1, ff2, time_a, time_b = mx.split(z, 4, axis=-1)
-        ff1, ff2 = tanh(ff1), tanh(ff2)
-        t_interp = sigmoid(time_a * timespans + time_b)
+        ff1, ff2 = self.tanh(ff1), self.tanh(ff2)
+        t_interp = self.sigmoid(time_a * timespans + time_b)
         if self.mode == "no_gate":
             return ff1 + t_interp * ff2
         return ff1 * (1.0 - t_interp) + t_interp * ff2
@@ -216,13 +237,13 @@ class CfCCell(nn.Module):
         """The step output a state stands for: ``h`` itself."""
         return h
 
-    def __call__(self, x: mx.array, h: mx.array, timespans=None, *, ts=None):
+    @keyword_aliases(input="x", hx="h", ts="timespans")
+    def __call__(self, x: mx.array, h: mx.array, timespans=1.0):
         """One step on ``x`` ``(B, F)``: returns ``(output, h_new)``, both ``(B, H)``.
 
-        ``timespans`` (float or ``(B, 1)``, default 1.0) is the elapsed time; ``ts``, ncps's
-        name for it, is accepted too (TypeError if both are given).
+        ``timespans`` (float or ``(B, 1)``) is the elapsed time. ncps's keyword names work too
+        (``input``, ``hx``, ``ts``); passing an argument under both names is a TypeError.
         """
-        timespans = resolve_timespans(timespans, "ts", ts)
         prepared = self.prepare(x[None])
         return self.step(tuple(a[0] for a in prepared.inputs), prepared.params, h, timespans)
 

@@ -34,8 +34,9 @@ module (:class:`~ncps_mlx.sequence.LiquidSequence`) owns the time loop between t
 * ``output_of_state(state)`` is the step output a state stands for (what a padded step
   repeats).
 
-A cell's one-step ``__call__(x, state, timespans)`` runs ``prepare`` on ``x[None]`` and one
-``step``; it also accepts ncps's own keyword for the elapsed time (:func:`resolve_timespans`).
+A cell's one-step ``__call__(x, state, timespans=1.0)`` runs ``prepare`` on ``x[None]`` and one
+``step``; it also takes its arguments under ncps's keyword names (``input``/``inputs``,
+``hx``/``states``, ``ts``/``elapsed_time``: :func:`~ncps_mlx._validation.keyword_aliases`).
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ from . import fast_math
 __all__ = [
     "Prepared",
     "DenseParams",
-    "resolve_timespans",
     "WiredCell",
     "lecun_tanh",
     "get_activation",
@@ -93,27 +93,6 @@ class DenseParams(NamedTuple):
 
     weight: mx.array
     bias: mx.array
-
-
-def resolve_timespans(timespans, alias: str, alias_value):
-    """The elapsed time of a one-step cell call, given as ``timespans`` or as ncps's keyword.
-
-    Args:
-        timespans: The value passed as ``timespans`` (None if not passed).
-        alias (str): Name of ncps's keyword for it (``"ts"``, ``"elapsed_time"``).
-        alias_value: The value passed under ``alias`` (None if not passed).
-
-    Returns:
-        The one given (a float or an ``(B, 1)`` array), or 1.0 if neither was.
-
-    Raises:
-        TypeError: If both were given, naming both.
-    """
-    if alias_value is None:
-        return 1.0 if timespans is None else timespans
-    if timespans is not None:
-        raise TypeError(f"got both timespans and {alias} (the same argument): pass one of them")
-    return alias_value
 
 
 def lecun_tanh(x: mx.array) -> mx.array:
@@ -256,3 +235,14 @@ class WiredCell:
     @property
     def output_size(self) -> int:
         return self.motor_size
+
+    @property
+    def synapse_count(self) -> int:
+        """Number of synapses between the wiring's neurons."""
+        return self._wiring.synapse_count
+
+    @property
+    def sensory_synapse_count(self) -> int:
+        """Number of synapses from the inputs to the neurons (ncps 1.0.1's cells return
+        :attr:`synapse_count` here, a bug)."""
+        return self._wiring.sensory_synapse_count

@@ -7,6 +7,7 @@ from typing import NamedTuple
 import mlx.core as mx
 import mlx.nn as nn
 
+from .._validation import keyword_aliases
 from .common import Prepared, dense_weight, in_out, xavier_uniform
 from .fast_math import sigmoid, tanh
 
@@ -34,8 +35,8 @@ class LSTMCell(nn.Module):
         h_t &= \tanh(c_t) \sigma(g_o)
 
     Parameters (ncps names): ``input_map.weight`` ``(4H, F)``, ``input_map.bias`` ``(4H,)``,
-    ``recurrent_map.weight`` ``(4H, H)``. Init as ncps: Xavier-uniform input weight, orthogonal
-    recurrent weight, biases uniform in ``[-0.1, 0.1]``.
+    ``recurrent_map.weight`` ``(4H, H)``. Init as ncps (:meth:`init_weights`): Xavier-uniform
+    input weight, orthogonal recurrent weight, biases uniform in ``[-0.1, 0.1]``.
 
     Args:
         input_size (int): Input features ``F``.
@@ -48,9 +49,18 @@ class LSTMCell(nn.Module):
         self.hidden_size = hidden_size
         self.input_map = nn.Linear(input_size, 4 * hidden_size, bias=True)
         self.recurrent_map = nn.Linear(hidden_size, 4 * hidden_size, bias=False)
-        self.input_map.weight = xavier_uniform(4 * hidden_size, input_size)
-        self.input_map.bias = mx.random.uniform(-0.1, 0.1, (4 * hidden_size,))
-        self.recurrent_map.weight = nn.init.orthogonal()(mx.zeros((4 * hidden_size, hidden_size)))
+        self.init_weights()
+
+    #: The activations as ncps's cell names them (functions here, modules in ncps).
+    tanh = staticmethod(tanh)
+    sigmoid = staticmethod(sigmoid)
+
+    def init_weights(self) -> None:
+        """Draw the weights afresh as ncps does at construction."""
+        gates, inputs = self.input_map.weight.shape
+        self.input_map.weight = xavier_uniform(gates, inputs)
+        self.input_map.bias = mx.random.uniform(-0.1, 0.1, (gates,))
+        self.recurrent_map.weight = nn.init.orthogonal()(mx.zeros((gates, self.hidden_size)))
 
     def prepare(self, x: mx.array) -> Prepared:
         """Input projection of all steps: ``x`` ``(T, B, F)`` -> inputs ``((T, B, 4H),)``; the
@@ -72,8 +82,13 @@ class LSTMCell(nn.Module):
         h = tanh(c) * sigmoid(output_gate)
         return h, (h, c)
 
+    @keyword_aliases(inputs="x", states="state")
     def __call__(self, x: mx.array, state: tuple[mx.array, mx.array]):
-        """One step on ``x`` ``(B, F)``; returns ``(h, c)``."""
+        """One step on ``x`` ``(B, F)``, ``state = (h, c)``; returns ``(h, c)``.
+
+        ncps's keyword names work too (``inputs``, ``states``); passing an argument under both
+        names is a TypeError.
+        """
         prepared = self.prepare(x[None])
         return self.step(tuple(a[0] for a in prepared.inputs), prepared.params, state)[1]
 

@@ -9,9 +9,9 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from .._validation import check_int
+from .._validation import check_int, keyword_aliases
 from ..wirings import Wiring
-from .common import Prepared, WiredCell, resolve_timespans
+from .common import Prepared, WiredCell
 from .fan_in import fan_in_table, gather_synapse_values
 from .fast_weights import FastWeights, fast_weights_for, hebbian_update, with_fast_weights
 from .ltc_routing import RoutingPlan, routing_plan
@@ -115,7 +115,8 @@ class LTCCell(WiredCell, nn.Module):
     ``input_w, input_b`` ``(F,)``, ``output_w, output_b`` ``(M,)`` in the dense layout; in the
     fan-in layout (``sparse``) the synapse parameters are ``(N, K)`` per-synapse tables instead
     (:meth:`from_ncps` converts ncps weights). The wiring's masks are
-    constants, not parameters. ``cm`` is initialised in ncps's range times the wiring's
+    constants, not parameters (read them as ncps's :attr:`sparsity_mask` and
+    :attr:`sensory_sparsity_mask`). ``cm`` is initialised in ncps's range times the wiring's
     :meth:`~ncps_mlx.wirings.Wiring.neuron_time_scales` (all ones for the classic wirings), so
     neurons of slow groups start with proportionally longer time constants.
 
@@ -344,8 +345,29 @@ class LTCCell(WiredCell, nn.Module):
             ),
         }
 
-    def _positive(self, x: mx.array) -> mx.array:
-        return nn.softplus(x) if self.implicit_param_constraints else x
+    @property
+    def sparsity_mask(self) -> mx.array:
+        """``|adjacency_matrix|`` ``(N, N)`` float32, ncps's buffer (dense, built on access)."""
+        return self._wiring.mask()
+
+    @property
+    def sensory_sparsity_mask(self) -> mx.array:
+        """``|sensory_adjacency_matrix|`` ``(F, N)`` float32, ncps's buffer (built on access)."""
+        return self._wiring.mask(sensory=True)
+
+    @property
+    def make_positive_fn(self):
+        """What keeps ``w, sensory_w, cm, gleak`` positive in a step (ncps's name): softplus
+        with ``implicit_param_constraints``, else the identity."""
+        return nn.softplus if self.implicit_param_constraints else _identity
+
+    def add_weight(self, name: str, init_value, requires_grad: bool = True) -> mx.array:
+        """Add parameter ``name`` with value ``init_value`` and return it (ncps's helper);
+        ``requires_grad=False`` freezes it (left out of ``trainable_parameters()``)."""
+        setattr(self, name, mx.array(init_value))
+        if not requires_grad:
+            self.freeze(recurse=False, keys=[name])
+        return getattr(self, name)
 
     def apply_weight_constraints(self) -> None:
         """Clip ``w, sensory_w, cm, gleak`` at 0 (explicit-constraint mode, as ncps)."""
@@ -372,7 +394,7 @@ class LTCCell(WiredCell, nn.Module):
 
     def _synapse_params(self, w, erev, mu, sigma, mask, table) -> SynapseParams:
         """One synapse set's step constants, dense (``table`` None) or fan-in layout."""
-        w = self._positive(w) * (mask if table is None else table.valid)
+        w = self.make_positive_fn(w) * (mask if table is None else table.valid)
         return SynapseParams(w * erev, w, mu, sigma, None if table is None else table.sources)
 
     def prepare(self, x: mx.array) -> Prepared:
@@ -387,12 +409,12 @@ class LTCCell(WiredCell, nn.Module):
             self._sensory_fan_in,
         )
         numerator, denominator = synapse_sums(self.map_inputs(x), sensory)
-        gleak = self._positive(self.gleak)
+        gleak = self.make_positive_fn(self.gleak)
         params = LTCParams(
             synapses=self._synapse_params(
                 self.w, self.erev, self.mu, self.sigma, self._sparsity_mask, self._fan_in
             ),
-            cm=self._positive(self.cm),
+            cm=self.make_positive_fn(self.cm),
             gleak=gleak,
             leak_current=gleak * self.vleak,
             fast_weights=None if self._fast is None else LTCFastWeights(self.erev, self._fast),
@@ -449,13 +471,14 @@ class LTCCell(WiredCell, nn.Module):
         """The step output a state stands for (before :meth:`map_outputs`): its potentials."""
         return state[..., : self.num_neurons]
 
-    def __call__(self, x: mx.array, state: mx.array, timespans=None, *, elapsed_time=None):
+    @keyword_aliases(inputs="x", states="state", elapsed_time="timespans")
+    def __call__(self, x: mx.array, state: mx.array, timespans=1.0):
         """One step on ``x`` ``(B, F)``: returns ``(outputs (B, M), state_new)``.
 
-        ``timespans`` (float or ``(B, 1)``, default 1.0) is the elapsed time; ``elapsed_time``,
-        ncps's name for it, is accepted too (TypeError if both are given).
+        ``timespans`` (float or ``(B, 1)``) is the elapsed time. ncps's keyword names work too
+        (``inputs``, ``states``, ``elapsed_time``); passing an argument under both names is a
+        TypeError.
         """
-        timespans = resolve_timespans(timespans, "elapsed_time", elapsed_time)
         prepared = self.prepare(x[None])
         inputs = tuple(a[0] for a in prepared.inputs)
         v, state = self.step(inputs, prepared.params, state, timespans)
@@ -477,6 +500,10 @@ def _match_keys(old_keys, old_slots, keys) -> tuple[np.ndarray, np.ndarray]:
     position = np.minimum(np.searchsorted(old_keys[order], keys), old_keys.size - 1)
     found = old_keys[order][position] == keys
     return found, np.where(found, old_slots[order][position], 0)
+
+
+def _identity(x: mx.array) -> mx.array:
+    return x
 
 
 def _uniform(name: str, shape: tuple) -> mx.array:

@@ -8,9 +8,10 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from .._validation import keyword_aliases
 from ..wirings import Wiring
 from .cfc import CfCCell, CfCParams
-from .common import DenseParams, Prepared, WiredCell, in_out, resolve_timespans
+from .common import DenseParams, Prepared, WiredCell, in_out
 
 __all__ = ["WiredCfCCell", "WiredCfCParams", "WiredCfCLayerParams"]
 
@@ -123,8 +124,13 @@ class WiredCfCCell(WiredCell, nn.Module):
             layer._sparsity_mask = mx.array(self._layer_mask(index).T)
 
     @property
+    def num_layers(self) -> int:
+        """Number of layers (the wiring's ``num_layers``)."""
+        return len(self.layer_sizes)
+
+    @property
     def layers(self) -> list[CfCCell]:
-        return [getattr(self, f"layer_{i}") for i in range(len(self.layer_sizes))]
+        return [getattr(self, f"layer_{i}") for i in range(self.num_layers)]
 
     def prepare(self, x: mx.array) -> Prepared:
         """``x`` ``(T, B, F)`` -> layer 0's input projection ``((T, B, K * N_0),)`` and the
@@ -157,14 +163,14 @@ class WiredCfCCell(WiredCell, nn.Module):
         """The step output a state stands for: its motor neurons."""
         return h[..., self._motor]
 
-    def __call__(self, x: mx.array, h: mx.array, timespans=None, *, ts=None):
+    @keyword_aliases(input="x", hx="h", ts="timespans")
+    def __call__(self, x: mx.array, h: mx.array, timespans=1.0):
         """One step on ``x`` ``(B, F)``: returns ``(output (B, M), h_new (B, N))``.
 
-        ``timespans`` (float or ``(B, 1)``, default 1.0) is the elapsed time (ncps's name here);
-        ``ts``, :class:`~ncps_mlx.cells.CfCCell`'s name for it, is accepted too (TypeError if
-        both are given).
+        ``timespans`` (float or ``(B, 1)``) is the elapsed time (ncps's name here). ncps's
+        ``input`` and ``hx`` work too, and ``ts``, :class:`~ncps_mlx.cells.CfCCell`'s name for
+        the elapsed time; passing an argument under both names is a TypeError.
         """
-        timespans = resolve_timespans(timespans, "ts", ts)
         prepared = self.prepare(x[None])
         return self.step(tuple(a[0] for a in prepared.inputs), prepared.params, h, timespans)
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import checks, kernels
 from .._dtypes import astype
-from .._validation import check_int
+from .._validation import check_int, keyword_aliases
 from ..cells import LSTMCell, Prepared
 from ..cells.common import parameter_dtype
 from ..wirings import Wiring
@@ -36,7 +36,8 @@ class LiquidSequence(nn.Module):
     Subclasses set ``rnn_cell`` (an object with ``prepare``/``step``), ``state_size``,
     optionally ``lstm`` (mixed memory) and implement :meth:`readout`.
 
-    Call: ``model(x, hx=None, timespans=None, mask=None) -> (outputs, hx)``.
+    Call: ``model(x, hx=None, timespans=None, mask=None) -> (outputs, hx)``; ``x`` may also be
+    passed as ``input=`` (ncps's name; with ``x`` too it is a TypeError).
 
     * ``x``: ``(B, T, F)`` if ``batch_first`` else ``(T, B, F)``; or unbatched ``(T, F)``.
     * ``hx``: initial state ``(B, N)`` (``(N,)`` unbatched), a tuple ``(h, c)`` with mixed
@@ -127,6 +128,7 @@ class LiquidSequence(nn.Module):
             super().save_weights(file)
 
     # ------------------------------------------------------------------ the loop
+    @keyword_aliases(input="x")
     def __call__(self, x, hx=None, timespans=None, mask=None):
         dtype = parameter_dtype(self)
         x = _as_float_array(x, "x", dtype)

@@ -30,6 +30,13 @@ class CfC(LiquidSequence):
         kernel (str, optional): ``"auto"``, ``"fused"`` or ``"reference"``: whether the whole
             sequence runs in one fused GPU kernel (see :mod:`ncps_mlx.kernels`); None (the
             default) follows :func:`ncps_mlx.kernels.set_default_kernel` (``"auto"``).
+
+    ncps's attributes hold the same values: ``wiring_or_units`` (the ``units`` argument),
+    ``wired_mode`` (and ncps's ``wired_false``, its negation), ``wiring`` (wired mode),
+    ``state_size``, ``rnn_cell``, ``use_mixed``, ``lstm`` (mixed memory), ``fc`` (a
+    ``Linear`` with ``proj_size``, else ``nn.Identity``). Difference from ncps 1.0.1:
+    ``output_size`` is the size of the outputs, ``proj_size`` when given (ncps keeps the cell's
+    output size there, the input size of ``fc``).
     """
 
     def __init__(
@@ -49,7 +56,9 @@ class CfC(LiquidSequence):
     ):
         super().__init__(input_size, return_sequences, batch_first, mixed_memory, kernel)
         self._keep_config(locals())
-        if isinstance(units, Wiring):
+        self.wiring_or_units = units
+        self.wired_mode = isinstance(units, Wiring)
+        if self.wired_mode:
             for name, value in (
                 ("backbone_units", backbone_units),
                 ("backbone_layers", backbone_layers),
@@ -74,11 +83,18 @@ class CfC(LiquidSequence):
             )
             self.state_size = self.output_size = self.rnn_cell.hidden_size
         self.proj_size = None if proj_size is None else check_int(proj_size, "proj_size", minimum=1)
-        if self.proj_size is not None:
+        if self.proj_size is None:
+            self.fc = nn.Identity()
+        else:
             self.fc = nn.Linear(self.output_size, self.proj_size)
             self.output_size = self.proj_size
         if self.use_mixed:
             self.lstm = LSTMCell(input_size, self.state_size)
 
+    @property
+    def wired_false(self) -> bool:
+        """``not wired_mode``: ncps 1.0.1's flag of a dense CfC (which it sets only then)."""
+        return not self.wired_mode
+
     def readout(self, outputs):
-        return self.fc(outputs) if self.proj_size is not None else outputs
+        return self.fc(outputs)

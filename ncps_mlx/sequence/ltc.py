@@ -33,6 +33,11 @@ class LTC(LiquidSequence):
         kernel (str, optional): ``"auto"``, ``"fused"`` or ``"reference"`` (see
             :mod:`ncps_mlx.kernels`); the LTC has no fused kernel yet, so ``"auto"`` and None
             run the reference loop and ``"fused"`` raises ``ValueError``.
+
+    ncps's attributes hold the same values: ``wiring_or_units`` (the ``units`` argument),
+    ``state_size``, ``sensory_size``, ``motor_size``, ``output_size``, ``synapse_count``,
+    ``rnn_cell``, ``use_mixed``, ``lstm`` (mixed memory); ``sensory_synapse_count`` counts the
+    sensory synapses (ncps 1.0.1 returns ``synapse_count`` there, a bug).
     """
 
     timespans_must_be_positive = True
@@ -57,6 +62,7 @@ class LTC(LiquidSequence):
     ):
         super().__init__(input_size, return_sequences, batch_first, mixed_memory, kernel)
         self._keep_config(locals())
+        self.wiring_or_units = units
         wiring = wiring_for_units(units, input_size)
         self.rnn_cell = LTCCell(
             wiring,
@@ -78,6 +84,26 @@ class LTC(LiquidSequence):
             raise ValueError("mixed_memory=True cannot be combined with fast weights")
         if self.use_mixed:
             self.lstm = LSTMCell(input_size, self.state_size)
+
+    @property
+    def sensory_size(self) -> int:
+        """Number of inputs (the wiring's ``input_dim``)."""
+        return self.rnn_cell.sensory_size
+
+    @property
+    def motor_size(self) -> int:
+        """Number of motor (output) neurons (the wiring's ``output_dim``)."""
+        return self.rnn_cell.motor_size
+
+    @property
+    def synapse_count(self) -> int:
+        """Number of synapses between the wiring's neurons."""
+        return self.rnn_cell.synapse_count
+
+    @property
+    def sensory_synapse_count(self) -> int:
+        """Number of synapses from the inputs to the neurons."""
+        return self.rnn_cell.sensory_synapse_count
 
     def readout(self, outputs):
         return self.rnn_cell.map_outputs(outputs)

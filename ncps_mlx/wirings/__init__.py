@@ -10,6 +10,7 @@ from .domain import LanguageWiring, SignalProcessingWiring, VisionWiring
 from .dynamic import DynamicRoutingWiring, MetaWiring
 from .grouped import GroupedWiring
 from .multiscale import HierarchicalWiring, MultiScaleWiring
+from .ncps_configs import to_ncps_config, to_ncps_wiring
 from .patterns import add_attention_head, add_residual_block, add_skip_connection, connect
 from .sampling import EXACT_DRAW_LIMIT
 
@@ -40,4 +41,6 @@ __all__ = [
     "add_residual_block",
     "add_attention_head",
     "EXACT_DRAW_LIMIT",
+    "to_ncps_config",
+    "to_ncps_wiring",
 ]

@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from .._validation import check_int, normalize_seed
+from .._validation import check_int, keyword_aliases, normalize_seed
 from .base import Wiring
 from .classic import Random
 from .patterns import draw_polarity
@@ -64,6 +64,10 @@ class AdaptiveWiring(Wiring):
     Synapses the base draws in its ``build`` (an :class:`~ncps_mlx.wirings.NCP` draws its
     whole circuit there) are added when this wiring is built.
 
+    The wiring guide's ``AdaptiveWiring`` keeps :class:`Wiring`'s constructor, so
+    ``AdaptiveWiring(units)`` and ``AdaptiveWiring(units=...)`` work (an int base), as does its
+    ``update_connectivity(importance_scores)``.
+
     Args:
         base_wiring_or_units: A :class:`Wiring` (copied, via its config), a config dict from
             ``Wiring.get_config()``, or an int ``units`` for
@@ -76,6 +80,7 @@ class AdaptiveWiring(Wiring):
         connectivity_version: Number of updates already made (restored by ``from_config``).
     """
 
+    @keyword_aliases(units="base_wiring_or_units")
     def __init__(
         self,
         base_wiring_or_units,

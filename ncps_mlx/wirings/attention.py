@@ -132,6 +132,11 @@ class AttentionWiring(_MultiHead, GroupedWiring):
     Layers: ``[query], [key], [value], [output, ff]`` (see the module docstring): a wired CfC
     reads the inputs through the query neurons and keeps the output <-> ff loop in its last layer.
 
+    The wiring guide's ``AttentionWiring(hidden_size, num_heads, ff_size)`` works as written. The
+    guide counts ``4 * hidden_size`` units (query, key, value, output) and leaves out the
+    feed-forward part it takes ``ff_size`` for; here that MLP has its ``ff_size`` neurons, so
+    ``units = 4 * hidden_size + ff_size`` with the default ``output_size``.
+
     Args:
         hidden_size: Neurons of each of query, key, value; divisible by ``num_heads``.
         num_heads: Number of attention heads.
@@ -245,6 +250,11 @@ class CrossAttentionWiring(_MultiHead, GroupedWiring):
 
     Layers: ``[key], [value], [output, query]`` (see the module docstring): a wired CfC reads
     the context through the key neurons and keeps the output <-> query loop in its last layer.
+
+    The wiring guide's ``CrossAttentionWiring(query_size, key_size, value_size, num_heads)``
+    works as written. The guide counts ``query_size + value_size`` units; here the key neurons
+    (which carry each head's score, the gate) and the output group (default ``value_size``)
+    are neurons too.
 
     Args:
         query_size, key_size, value_size: Neurons of each group; divisible by ``num_heads``.

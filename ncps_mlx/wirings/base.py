@@ -11,7 +11,8 @@ import os
 
 import numpy as np
 
-from .._validation import check_int
+from .._validation import check_int, keyword_aliases
+from .ncps_configs import translate_ncps_config
 from .synapses import SynapseSet, check_polarity
 
 __all__ = ["Wiring"]
@@ -19,6 +20,10 @@ __all__ = ["Wiring"]
 _FILE_FORMAT = "ncps_mlx.wiring"
 _FILE_VERSION = 1
 _REQUIRED_CONFIG_KEYS = ("class_name", "args", "units", "input_dim", "output_dim", "synapses")
+#: Keys of our config that no ncps 1.0.1 config has: a dict with none of them is read as ncps's.
+_OWN_CONFIG_KEYS = frozenset(
+    ("class_name", "args", "synapses", "sensory_synapses", "sensory_drawn")
+)
 
 
 class Wiring:
@@ -37,7 +42,8 @@ class Wiring:
     Differences from ncps 1.0.1: ``adjacency_matrix`` and ``sensory_adjacency_matrix`` are
     read-only properties computed from the sparse store (edit through ``add_*``); ``build`` with
     an already-built wiring and the same ``input_dim`` is a no-op (ncps would draw again);
-    ``get_config``/``from_config`` store the synapse list and restore the exact subclass.
+    ``get_config``/``from_config`` store the synapse list and restore the exact subclass
+    (``from_config`` and ``load`` read ncps's configs too: :mod:`~ncps_mlx.wirings.ncps_configs`).
 
     Args:
         units: Number of neurons (> 0).
@@ -62,8 +68,11 @@ class Wiring:
         """Whether the input dimension is known (ncps semantics)."""
         return self.input_dim is not None
 
+    @keyword_aliases(input_shape="input_dim")
     def build(self, input_dim: int) -> None:
         """Fix the number of sensory inputs and draw the sensory synapses (once).
+
+        ``input_shape``, the name of ncps's subclasses for ``input_dim``, works too.
 
         Raises:
             ValueError: If the wiring was already given a different ``input_dim``.
@@ -268,12 +277,17 @@ class Wiring:
         or evaluated. The constructor is replayed (so an unbuilt wiring builds with the same
         draws as the original) and the stored synapses then replace the drawn ones.
 
+        ncps 1.0.1's ``get_config()`` of any of its wiring classes is read too (a dict without
+        our ``class_name``, ``args`` and synapse keys), as :meth:`from_ncps_config` reads it.
+
         Raises:
             ValueError: On an unknown class, a class that is not ``cls`` or a subclass, missing
-                keys, or a malformed synapse list.
+                keys, or a malformed synapse list; on a dict that is neither format.
         """
         if not isinstance(config, dict):
             raise TypeError(f"config must be a dict, got {type(config).__name__}")
+        if config.keys().isdisjoint(_OWN_CONFIG_KEYS):
+            return cls.from_ncps_config(config)
         missing = [key for key in _REQUIRED_CONFIG_KEYS if key not in config]
         if missing:
             raise ValueError(
@@ -311,6 +325,37 @@ class Wiring:
             wiring._sensory.replace(*_synapse_arrays(sensory, "sensory_synapses"))
         return wiring
 
+    @classmethod
+    def from_ncps_config(cls, config: dict, seed: int | None = None) -> Wiring:
+        """A wiring from ncps 1.0.1's ``get_config()`` of ``Wiring``, ``FullyConnected``,
+        ``Random``, ``NCP`` or ``AutoNCP`` (see :mod:`~ncps_mlx.wirings.ncps_configs`).
+
+        The four classes give ours of the same name, unbuilt as ncps's ``from_config`` gives
+        them: built with the original input size, they have ncps's synapses. A base ``Wiring``
+        config gives a :class:`Wiring` with its matrices' synapses and sizes.
+
+        Args:
+            config: The dict (or the JSON of it, parsed).
+            seed: The seed of a config that stores None, as ncps's flawed ``NCP`` config always
+                does (default there: ncps's 22222, with a warning).
+
+        Raises:
+            ValueError: If the dict is no ncps config, its values do not make a wiring, or it
+                makes one that is not a ``cls``.
+        """
+        description = translate_ncps_config(config, seed)
+        name = description["class_name"]
+        try:
+            if "synapses" in description:
+                wiring = Wiring.from_config(description)
+            else:
+                wiring = Wiring._registry[name](**description["args"])
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"ncps {name} config: {error}") from None
+        if not isinstance(wiring, cls):
+            raise ValueError(f"config is ncps's {name} config, not a {cls.__name__}")
+        return wiring
+
     def save(self, path: str | os.PathLike) -> None:
         """Write the wiring to ``path`` as JSON (see :meth:`get_config`)."""
         document = {"format": _FILE_FORMAT, "version": _FILE_VERSION, "wiring": self.get_config()}
@@ -321,26 +366,20 @@ class Wiring:
     def load(cls, path: str | os.PathLike) -> Wiring:
         """Read a wiring written by :meth:`save`; returns the saved subclass.
 
+        A JSON file holding ncps 1.0.1's ``get_config()`` of a wiring (``json.dump(
+        ncps_wiring.get_config(), file)``) is read too, as :meth:`from_config` reads it.
+
         Raises:
-            ValueError: If the file is not valid JSON, not an ncps_mlx wiring file, of a newer
-                format version, or holds an invalid config.
+            ValueError: If the file is not valid JSON, not an ncps_mlx wiring file (or ncps
+                config), of a newer format version, or holds an invalid config.
         """
         try:
             with open(path, encoding="utf-8") as handle:
                 document = json.load(handle)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise ValueError(f"{os.fspath(path)!r} is not a JSON wiring file: {error}") from None
-        if not isinstance(document, dict) or document.get("format") != _FILE_FORMAT:
-            raise ValueError(f"{os.fspath(path)!r} is not an ncps_mlx wiring file")
-        if document.get("version") != _FILE_VERSION:
-            raise ValueError(
-                f"{os.fspath(path)!r} has wiring format version {document.get('version')!r}; "
-                f"this ncps_mlx reads version {_FILE_VERSION}"
-            )
-        if not isinstance(document.get("wiring"), dict):
-            raise ValueError(f"{os.fspath(path)!r} has no 'wiring' object")
         try:
-            return cls.from_config(document["wiring"])
+            return cls.from_config(_config_of_document(document, os.fspath(path)))
         except TypeError as error:  # a config value of the wrong type (e.g. input_dim="3")
             raise ValueError(
                 f"{os.fspath(path)!r} holds an invalid wiring config: {error}"
@@ -386,6 +425,23 @@ class Wiring:
 
 
 Wiring._registry["Wiring"] = Wiring
+
+
+def _config_of_document(document, path: str) -> dict:
+    """The wiring config in a JSON document: our file's ``wiring`` entry, or the document
+    itself if it is an ncps config (a dict with neither our file's keys nor our config's)."""
+    if isinstance(document, dict) and document.keys().isdisjoint({"format", *_OWN_CONFIG_KEYS}):
+        return document
+    if not isinstance(document, dict) or document.get("format") != _FILE_FORMAT:
+        raise ValueError(f"{path!r} is not an ncps_mlx wiring file")
+    if document.get("version") != _FILE_VERSION:
+        raise ValueError(
+            f"{path!r} has wiring format version {document.get('version')!r}; "
+            f"this ncps_mlx reads version {_FILE_VERSION}"
+        )
+    if not isinstance(document.get("wiring"), dict):
+        raise ValueError(f"{path!r} has no 'wiring' object")
+    return document["wiring"]
 
 
 def _registry_key(cls: type) -> str:

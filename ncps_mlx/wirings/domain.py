@@ -95,6 +95,10 @@ class SignalProcessingWiring(_FixedInputWiring):
     polarities of 3 (scale, neuron, tap). Time scales: ``scale_i`` has ``2**i`` (coarse scales
     are slower), ``output`` 1. Layers: ``scale_0``, ..., ``scale_{S-1}``, ``output``.
 
+    The wiring guide's ``SignalProcessingWiring(input_size, num_scales, neurons_per_scale)``
+    works as written. The guide counts ``num_scales * neurons_per_scale`` units; here
+    ``output_size`` readout neurons (default 1) come first, as motor neurons.
+
     Args:
         input_size (int): Signal length ``L`` (the sensory size).
         num_scales (int): Number of scales ``S``; ``2**(S-1) < L`` unless ``S = 1`` (a coarser
@@ -208,6 +212,10 @@ class VisionWiring(_FixedInputWiring):
 
     Random polarities are drawn in the order listed, within a block by target neuron id, then
     ``o_y``, ``o_x``, ``c'`` (picks before polarities for 3).
+
+    The wiring guide's ``VisionWiring(input_height, input_width, channels, kernel_size=3)``
+    works as written. The guide counts the feature maps' neurons only; here ``output_size``
+    readout neurons (default 1) come first, as motor neurons.
 
     Args:
         input_height (int): Image height ``H``.
@@ -351,6 +359,10 @@ class LanguageWiring(_FixedInputWiring):
     polarities (by target neuron, then source); the readout's picks then polarities; the
     embedding polarities (by target neuron, then feature). Layers in signal order ``layer_0``,
     ..., ``layer_{L-1}``, ``output``; all time scales 1.
+
+    The wiring guide's ``LanguageWiring(vocab_size, hidden_size, num_layers, num_heads)`` works
+    as written. The guide counts ``hidden_size * num_layers`` units; here ``output_size``
+    readout neurons (default ``vocab_size``) come first, as motor neurons.
 
     Args:
         vocab_size (int): Vocabulary size; the default ``output_size``.

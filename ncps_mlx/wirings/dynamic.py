@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_int, normalize_seed
+from .._validation import check_int, keyword_aliases, normalize_seed
 from .adaptive import AdaptiveWiring, check_real
 from .grouped import GroupedWiring
 from .patterns import connect, draw_polarity
@@ -244,9 +244,15 @@ class MetaWiring(GroupedWiring):
     with :math:`h` the new state; the cell adds :math:`F_s` to the synapse's learned weight
     (Ba et al., 2016, "Using fast weights to attend to the recent past").
 
+    The wiring guide's signature ``MetaWiring(fast_weights, slow_weights)`` works as written,
+    by position or by keyword: its ``fast_weights`` is read as the number of neurons whose
+    synapses carry fast weights (``fast_neurons``), ``slow_weights`` as the number with only
+    slow, learned weights (``slow_neurons``), and the readout it leaves unnamed is
+    ``output_neurons`` (default 1).
+
     Args:
-        fast_neurons: Size of the fast population (the issue's ``fast_weights``), ``>= 1``.
-        slow_neurons: Size of the slow population (``slow_weights``), ``>= 1``.
+        fast_neurons: Size of the fast population (the guide's ``fast_weights``), ``>= 1``.
+        slow_neurons: Size of the slow population (the guide's ``slow_weights``), ``>= 1``.
         output_neurons: Motor neurons, ``>= 1``.
         sensory_fanin: Sensory inputs per slow neuron (default: all).
         slow_fanin: Slow sources per slow, fast and output neuron (``<= slow_neurons``;
@@ -257,6 +263,7 @@ class MetaWiring(GroupedWiring):
         seed: Seed of every draw (int, None or a numpy Generator).
     """
 
+    @keyword_aliases(fast_weights="fast_neurons", slow_weights="slow_neurons")
     def __init__(
         self,
         fast_neurons,

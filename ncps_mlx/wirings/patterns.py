@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_int
+from .._validation import check_int, keyword_aliases
 from .base import Wiring
 from .sampling import sample_without_replacement
 from .synapses import check_indices
@@ -109,11 +109,13 @@ def connect_one_to_one(wiring: Wiring, sources, targets, polarity=1, rng=None, s
     return sources, targets
 
 
+@keyword_aliases(source_layer="source", target_layer="target")
 def add_skip_connection(wiring: Wiring, source, target, fan_in=None, polarity=1, seed=None):
     """Synapses that let ``source`` bypass intermediate neurons into ``target``.
 
     Every source reaches every target, or each target gets ``fan_in`` random sources;
-    excitatory unless ``polarity`` says otherwise.
+    excitatory unless ``polarity`` says otherwise. The wiring guide's names ``source_layer``
+    and ``target_layer`` work too.
     """
     rng = np.random.default_rng(seed)
     return connect(wiring, source, target, fan_in=fan_in, polarity=polarity, rng=rng)
