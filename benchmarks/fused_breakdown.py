@@ -1,6 +1,7 @@
 """Where a fused train step's time goes, on the default GPU: the model's forward, its
 ``value_and_grad``, a whole train step (with Adam), Adam alone, and the forward and backward
-kernels alone on the same inputs.
+kernel alone and the custom function's VJP alone (backward kernels and weight products)
+on the same inputs.
 
     python benchmarks/fused_breakdown.py
 
@@ -37,25 +38,24 @@ def best_ms(function, repeats: int = 20) -> float:
 
 
 def kernel_times(cell, prepared, h0, backend: str) -> dict:
-    """The forward and backward kernels alone (dense CfC and LTC)."""
+    """The forward kernel alone and the custom function's VJP alone (the backward kernels
+    and the weight products; dense CfC and LTC)."""
     if type(cell) is CfCCell:
-        module, cfg = cfc, cfc.CfCKernelConfig.of(cell)
+        module, fused, cfg = cfc, cfc.fused_cfc, cfc.CfCKernelConfig.of(cell)
         primals = cfc._primals(cfg, prepared.inputs[0], h0, 1.0, None, prepared.params)
-        states_name, cotangent_name = "hs", "dhs"
     elif type(cell) is LTCCell:
-        module, cfg = ltc, ltc.LTCKernelConfig.of(cell)
+        module, fused, cfg = ltc, ltc.fused_ltc, ltc.LTCKernelConfig.of(cell)
         primals = ltc._primals(cell, prepared.inputs, h0, 1.0, None, prepared.params)
-        states_name, cotangent_name = "vs", "dvs"
     else:
         return {}
     arrays = dict(zip(module._PRIMALS, primals, strict=True))
     mx.eval(arrays)
-    states = module._run_forward(backend, cfg, arrays)
-    mx.eval(states)
-    backward = dict(arrays, **{states_name: states, cotangent_name: mx.ones_like(states)})
+    states = fused.forward(backend, cfg, arrays)
+    cotangent = mx.ones_like(states)
+    mx.eval(states, cotangent)
     return {
-        "forward kernel": best_ms(lambda: mx.eval(module._run_forward(backend, cfg, arrays))),
-        "backward kernel": best_ms(lambda: mx.eval(module._run_backward(backend, cfg, backward))),
+        "forward kernel": best_ms(lambda: mx.eval(fused.forward(backend, cfg, arrays))),
+        "vjp": best_ms(lambda: mx.eval(fused.gradients(backend, cfg, arrays, states, cotangent))),
     }
 
 

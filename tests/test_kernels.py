@@ -27,7 +27,10 @@ import pytest  # noqa: E402
 from mlx.utils import tree_flatten  # noqa: E402
 
 from ncps_mlx import LTC, CfC, kernels  # noqa: E402
-from ncps_mlx.kernels import backend  # noqa: E402
+from ncps_mlx.kernels import (
+    backend,  # noqa: E402
+    matvec_source,  # noqa: E402
+)
 from ncps_mlx.kernels import cfc as fused  # noqa: E402
 from ncps_mlx.kernels import ltc as fused_ltc  # noqa: E402
 from ncps_mlx.wirings import AutoNCP, Random  # noqa: E402
@@ -261,8 +264,15 @@ def assert_source_equals_emulation(kernel, cfg, primals, cotangent, occupancy=No
 
 
 @pytest.mark.skipif(host_kernels.COMPILER is None, reason="no C++ compiler (g++)")
-@pytest.mark.parametrize("options", CONFIGS[::3], ids=lambda o: "-".join(map(str, o.values())))
-def test_the_cfc_kernel_source_equals_its_emulation_on_host_threads(options):
+@pytest.mark.parametrize(
+    "options, weights",
+    [(options, "resident") for options in CONFIGS[::3]]
+    + [(options, "streamed") for options in CONFIGS[1::6]],
+    ids=lambda o: "-".join(map(str, o.values())) if isinstance(o, dict) else o,
+)
+def test_the_cfc_kernel_source_equals_its_emulation_on_host_threads(monkeypatch, options, weights):
+    if weights == "streamed":  # no registers to spare: every product reads memory each step
+        monkeypatch.setattr(matvec_source, "REGISTER_FILE", 0)
     mx.random.seed(6)
     cell = CfC(5, 6, backbone_units=9, **options).rnn_cell
     x, timespans, hx, mask = inputs()
@@ -377,8 +387,10 @@ def cuda_translation_unit(source, template) -> str:
 @pytest.mark.parametrize(
     "source, template",
     [
-        (fused.FORWARD, fused.CfCKernelConfig(64, 128, 128, 2, 256, 0, 0).template()),
-        (fused.BACKWARD, fused.CfCKernelConfig(64, 256, 1, 0, 256, 2, 4).template()),
+        (fused.FORWARD, fused.CfCKernelConfig(64, 128, 128, 2, 256, 0, 0).template("forward")),
+        (fused.FORWARD, fused.CfCKernelConfig(256, 128, 128, 1, 1024, 0, 0).template("forward")),
+        (fused.BACKWARD, fused.CfCKernelConfig(64, 128, 128, 2, 256, 0, 0).template("backward")),
+        (fused.BACKWARD, fused.CfCKernelConfig(64, 256, 1, 0, 256, 2, 4).template("backward")),
         (fused_ltc.FORWARD, fused_ltc.LTCKernelConfig(64, 23, 6, 30).template("forward")),
         (fused_ltc.FORWARD, fused_ltc.LTCKernelConfig(4096, 16, 6, 40).template("forward")),
         (
@@ -392,7 +404,9 @@ def cuda_translation_unit(source, template) -> str:
     ],
     ids=[
         "cfc-forward",
+        "cfc-forward-streamed",
         "cfc-backward",
+        "cfc-backward-no-backbone",
         "ltc-forward",
         "ltc-forward-large",
         "ltc-backward-on-chip",

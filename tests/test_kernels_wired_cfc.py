@@ -131,24 +131,30 @@ def kernel_arrays(name, mode):
     spans, valid = timespans.T[..., None], mask.T[..., None]
     primals = fused._primals(cfg, prepared.inputs[0], hx, spans, valid, prepared.params)
     arrays = dict(zip(fused._PRIMALS, primals, strict=True))
-    states = fused._run_forward("emulated", cfg, arrays)
+    states = fused._run_forward("emulated", cfg, arrays)["hs"]
     cotangent = mx.random.normal(states.shape, key=mx.random.key(6))
     return cfg, dict(arrays, hs=states, dhs=cotangent)
 
 
 @pytest.mark.skipif(host_kernels.COMPILER is None, reason="no C++ compiler")
+@pytest.mark.parametrize("weights", ["resident", "streamed"])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", ["ncp", "fully-connected", "multiscale"])
-def test_the_kernel_source_computes_what_its_emulation_computes(name, mode):
+def test_the_kernel_source_computes_what_its_emulation_computes(monkeypatch, name, mode, weights):
     """The forward and backward kernels' source, run on host threads, write what the plain-MLX
-    emulation (checked against the reference loop above) computes, output by output."""
+    emulation (checked against the reference loop above) computes, output by output, with the
+    weights in registers or (no registers to spare) read from memory at every step."""
+    if weights == "streamed":
+        monkeypatch.setattr(fused, "REGISTER_FILE", 0)
     cfg, arrays = kernel_arrays(name, mode)
-    want_states = fused._run_forward("emulated", cfg, arrays)
-    want = fused._run_backward("emulated", cfg, arrays)
+    assert cfg.resident() == (weights == "resident")
+    want_record = fused._run_forward("emulated", cfg, arrays, record=True)
+    want = fused._run_backward("emulated", cfg, dict(arrays, heads=want_record["heads"]))
     with host_kernels.running():
-        states = fused._run_forward("host", cfg, arrays)
-        got = fused._run_backward("host", cfg, arrays)
-    assert relative_error(states, want_states) <= RTOL
+        record = fused._run_forward("host", cfg, arrays, record=True)
+        got = fused._run_backward("host", cfg, dict(arrays, heads=want_record["heads"]))
+    for output in want_record:
+        assert relative_error(record[output], want_record[output]) <= RTOL, output
     assert set(want) <= set(got)
     for output in want:
         assert got[output].shape == want[output].shape, output
@@ -167,12 +173,12 @@ def test_auto_runs_the_wired_cfc_fused_where_a_kernel_runs(monkeypatch):
 
 
 def test_a_wiring_too_large_for_on_chip_memory_raises_under_fused_and_falls_back_under_auto():
-    model = CfC(3, FullyConnected(700, 2))  # 4 * (4 * 700 + 8 * 700) bytes > 32 KiB
+    model = CfC(3, FullyConnected(900, 2))  # 4 * (2 * 900 + 8 * 900) bytes > 32 KiB
     x = mx.zeros((1, 2, 3))
     with kernels.emulate():
         model(x)  # auto: the reference loop, silently
         model.kernel = "fused"
-        with pytest.raises(ValueError, match="33,600 bytes of on-chip memory"):
+        with pytest.raises(ValueError, match="36,000 bytes of on-chip memory"):
             model(x)
 
 
@@ -212,7 +218,8 @@ def test_a_wired_gradient_that_disagrees_is_caught_by_the_self_check(monkeypatch
 )
 def test_the_wired_cuda_kernels_compile_with_nvcc(tmp_path, source, cfg):
     path = tmp_path / f"{source.name}.cu"
-    path.write_text(cuda_translation_unit(source, cfg.template()))
+    direction = "forward" if source is fused.FORWARD else "backward"
+    path.write_text(cuda_translation_unit(source, cfg.template(direction, record=True)))
     result = subprocess.run(
         [NVCC, "-c", "-arch=sm_90", str(path), "-o", str(tmp_path / "kernel.o")],
         capture_output=True,

@@ -33,9 +33,11 @@ from .cfc_source import (
     BACKWARD_OUTPUTS,
     FORWARD_BODY,
     FORWARD_INPUTS,
+    FORWARD_OUTPUTS,
     HEADER,
     PRIMAL_INPUTS,
 )
+from .matvec_source import Product, plan_products
 
 __all__ = ["CfCKernelConfig", "unsupported", "fused_cfc", "CHECK_TOLERANCE"]
 
@@ -64,23 +66,37 @@ class CfCKernelConfig(NamedTuple):
         mode, activation = MODES[cell.mode], ACTIVATION_CODES[cell.backbone_activation]
         return cls(hidden, units if layers else heads, units, layers, heads, mode, activation)
 
-    def template(self) -> list[tuple[str, int]]:
-        zmax = max(self.first, self.units)
+    def threads(self) -> int:
+        """Threads per block: twice the widest product's outputs (so a product with fewer
+        outputs than threads spreads each over several lanes), in whole warps, at most 1,024."""
+        widest = max(self.first, self.units, self.heads)
+        return min(1024, max(32, 2 ** (2 * widest - 1).bit_length()))
+
+    def products(self, direction: str) -> list[Product]:
+        """The weight products of the ``"forward"`` or ``"backward"`` kernel, with which of
+        them keep their weights in registers (see :mod:`~ncps_mlx.kernels.matvec_source`)."""
+        shapes = [
+            ("FIRST", self.hidden, self.first, 1),
+            ("LAYER", self.units, self.units, max(self.layers - 1, 0)),
+            ("HEAD", self.units, self.heads, 1 if self.layers else 0),
+        ]
+        if direction == "backward":
+            shapes = [(f"{name}_T", outputs, inputs, n) for name, inputs, outputs, n in shapes]
+        return plan_products(shapes, self.threads())
+
+    def template(self, direction: str, record: bool = False) -> list[tuple[str, int]]:
+        """The compile-time constants of the ``"forward"`` (``record``: for a backward) or
+        ``"backward"`` kernel."""
         names = ("H", "D0", "U", "L", "KH", "MODE", "ACT")
-        lu = max(self.layers, 1) * self.units
-        return [*zip(names, self, strict=True), ("ZMAX", zmax), ("LU", lu)]
+        constants = [*zip(names, self, strict=True), ("ZMAX", max(self.first, self.units))]
+        constants += [("NT", self.threads()), ("RECORD", int(record))]
+        for product in self.products(direction):
+            constants += product.template()
+        return constants
 
     def shared_bytes(self) -> int:
         """On-chip memory of the backward kernel (the larger of the two)."""
-        zmax = max(self.first, self.units)
-        return 4 * (2 * self.hidden + 2 * self.heads + 4 * zmax + max(self.layers, 1) * self.units)
-
-    def threads(self) -> int:
-        """Threads per block: the widest layer, in whole warps, at most 1024 (measured on an
-        H200: spreading each product over 8 lanes with warp shuffles, up to 1,024 threads,
-        made CfC(16, 64) 2-3x slower)."""
-        widest = max(self.first, self.units, self.heads)
-        return min(1024, -(-widest // 32) * 32)
+        return 4 * (2 * self.heads + 2 * max(self.first, self.units) + self.hidden)
 
 
 def unsupported(cell, training: bool) -> str | None:
@@ -93,13 +109,13 @@ def unsupported(cell, training: bool) -> str | None:
 
 
 # ---------------------------------------------------------------------------- launches
-FORWARD = KernelSource("ncps_cfc_forward", FORWARD_INPUTS, ["hs"], FORWARD_BODY, HEADER)
+FORWARD = KernelSource("ncps_cfc_forward", FORWARD_INPUTS, FORWARD_OUTPUTS, FORWARD_BODY, HEADER)
 BACKWARD = KernelSource(
     "ncps_cfc_backward", BACKWARD_INPUTS, BACKWARD_OUTPUTS, BACKWARD_BODY, HEADER
 )
 
 
-def _launch(backend: str, source: KernelSource, cfg: CfCKernelConfig, arrays: dict, shapes):
+def _launch(backend: str, source: KernelSource, template: list, cfg, arrays: dict, shapes):
     steps, batch, _ = arrays["xproj"].shape
     bb_w = arrays["bb_w"]  # a (1,) placeholder with fewer than two backbone layers
     arrays = dict(
@@ -109,18 +125,33 @@ def _launch(backend: str, source: KernelSource, cfg: CfCKernelConfig, arrays: di
         bb_w_t=mx.contiguous(bb_w.transpose(0, 2, 1)) if bb_w.ndim == 3 else bb_w,
         head_w_t=mx.contiguous(arrays["head_w"].T),
     )
-    return launch(backend, source, cfg.template(), batch, cfg.threads(), arrays, shapes)
+    return launch(backend, source, template, batch, cfg.threads(), arrays, shapes)
+
+
+def _run_forward(backend: str, cfg: CfCKernelConfig, arrays: dict, record: bool = False) -> dict:
+    """The forward kernel's outputs (:data:`~ncps_mlx.kernels.cfc_source.FORWARD_OUTPUTS`),
+    with ``record`` those a backward needs."""
+    if backend == "emulated":
+        return cfc_emulation.forward(cfg, arrays, record)
+    steps, batch, _ = arrays["xproj"].shape
+    rows, units = (steps, batch), cfg.units
+    recorded = record and cfg.layers > 0
+    shapes = {
+        "hs": (*rows, cfg.hidden),
+        "pre": (cfg.layers, *rows, units) if recorded else (1,),
+        "acts": (cfg.layers, *rows, units) if recorded else (1,),
+        "heads": (*rows, cfg.heads) if record else (1,),
+    }
+    return _launch(backend, FORWARD, cfg.template("forward", record), cfg, arrays, shapes)
 
 
 def _backward_shapes(cfg: CfCKernelConfig, steps: int, batch: int) -> dict:
     rows, hidden, units = (steps, batch), cfg.hidden, cfg.units
-    backbone = cfg.layers > 0
     pure = cfg.mode == MODES["pure"]
     return {
         "d_first": (*rows, cfg.first),
         "d_pre": (cfg.layers - 1, *rows, units) if cfg.layers > 1 else (1,),
-        "d_heads": (*rows, cfg.heads) if backbone else (1,),
-        "acts": (cfg.layers, *rows, units) if backbone else (1,),
+        "d_heads": (*rows, cfg.heads) if cfg.layers > 0 else (1,),
         "dh0": (batch, hidden),
         "dts": (*rows, hidden),
         "damp": (*rows, hidden) if pure else (1,),
@@ -128,18 +159,12 @@ def _backward_shapes(cfg: CfCKernelConfig, steps: int, batch: int) -> dict:
     }
 
 
-def _run_forward(backend: str, cfg: CfCKernelConfig, arrays: dict) -> mx.array:
-    if backend == "emulated":
-        return cfc_emulation.forward(cfg, arrays)
-    steps, batch, _ = arrays["xproj"].shape
-    return _launch(backend, FORWARD, cfg, arrays, {"hs": (steps, batch, cfg.hidden)})["hs"]
-
-
 def _run_backward(backend: str, cfg: CfCKernelConfig, arrays: dict) -> dict:
     if backend == "emulated":
         return cfc_emulation.backward(cfg, arrays)
     steps, batch, _ = arrays["xproj"].shape
-    return _launch(backend, BACKWARD, cfg, arrays, _backward_shapes(cfg, steps, batch))
+    shapes = _backward_shapes(cfg, steps, batch)
+    return _launch(backend, BACKWARD, cfg.template("backward"), cfg, arrays, shapes)
 
 
 # ---------------------------------------------------------------------------- the custom function
@@ -151,13 +176,13 @@ def _weight_gradients(cfg: CfCKernelConfig, arrays: dict, grads: dict) -> dict:
     first = grads["d_first"].reshape(rows, cfg.first)
     out = {"w_rec": previous.T @ first}
     if cfg.layers > 1:
-        acts = grads["acts"][:-1].reshape(cfg.layers - 1, rows, cfg.units)
+        acts = arrays["acts"][:-1].reshape(cfg.layers - 1, rows, cfg.units)
         pre = grads["d_pre"].reshape(cfg.layers - 1, rows, cfg.units)
         out["bb_w"] = acts.transpose(0, 2, 1) @ pre
         out["bb_b"] = pre.sum(axis=1)
     if cfg.layers > 0:
         heads = grads["d_heads"].reshape(rows, cfg.heads)
-        out["head_w"] = grads["acts"][-1].reshape(rows, cfg.units).T @ heads
+        out["head_w"] = arrays["acts"][-1].reshape(rows, cfg.units).T @ heads
         out["head_b"] = heads.sum(axis=0)
     if cfg.mode == MODES["pure"]:
         out["amp"] = grads["damp"].sum(axis=(0, 1))
@@ -168,6 +193,8 @@ def _weight_gradients(cfg: CfCKernelConfig, arrays: dict, grads: dict) -> dict:
 def _gradients(backend: str, cfg: CfCKernelConfig, arrays: dict, states, cotangent) -> dict:
     """The VJP: the inputs' gradients by name from the backward kernel's outputs."""
     arrays = dict(arrays, hs=states, dhs=cotangent)
+    record = _run_forward(backend, cfg, arrays, record=True)
+    arrays = dict(arrays, pre=record["pre"], acts=record["acts"], heads=record["heads"])
     grads = _run_backward(backend, cfg, arrays)
     return {
         "xproj": grads["d_first"],
@@ -233,6 +260,6 @@ fused_cfc = FusedSequence(
     lambda cell, cfg, prepared, h0, timespans, valid: _primals(
         cfg, prepared.inputs[0], h0, timespans, valid, prepared.params
     ),
-    _run_forward,
+    lambda backend, cfg, arrays: _run_forward(backend, cfg, arrays)["hs"],
     _gradients,
 )

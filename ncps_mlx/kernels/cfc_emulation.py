@@ -66,15 +66,27 @@ def new_state(cfg, arrays, g, span):
     return f1 + s * f2 if cfg.mode == 1 else f1 * (1.0 - s) + s * f2
 
 
-def forward(cfg, arrays: dict) -> mx.array:
-    """The forward kernel: the state after every step, ``hs`` ``(T, B, H)``."""
-    h, states = arrays["h0"], []
+def forward(cfg, arrays: dict, record: bool = False) -> dict:
+    """The forward kernel: the state after every step, ``hs`` ``(T, B, H)``, and with
+    ``record`` every step's backbone pre-activations and activations (``pre``, ``acts``, both
+    ``(L, T, B, U)``) and heads (``heads`` ``(T, B, KH)``); ``(1,)`` zeros for what is not
+    recorded, as the kernel leaves them."""
+    h, states, pres, heads = arrays["h0"], [], [], []
     for t in range(arrays["xproj"].shape[0]):
-        g, _ = _heads(cfg, arrays, arrays["xproj"][t], h)
+        g, pre = _heads(cfg, arrays, arrays["xproj"][t], h)
         h_new = new_state(cfg, arrays, g, arrays["ts"][t][:, None])
         h = mx.where(arrays["valid"][t][:, None] > 0.5, h_new, h)
         states.append(h)
-    return mx.stack(states)
+        pres.append(pre)
+        heads.append(g)
+    out = {"hs": mx.stack(states)}
+    placeholder = mx.zeros((1,))
+    out["heads"] = mx.stack(heads) if record else placeholder
+    out["pre"] = (
+        mx.stack([mx.stack(p) for p in pres], axis=1) if record and cfg.layers else placeholder
+    )
+    out["acts"] = _activation(cfg.activation, out["pre"]) if record and cfg.layers else placeholder
+    return out
 
 
 def heads_gradient(cfg, arrays, g, span, dht):
@@ -99,36 +111,33 @@ def heads_gradient(cfg, arrays, g, span, dht):
 
 
 def _backbone_gradient(cfg, arrays, dg, pres):
-    """The gradients of the backbone's pre-activations, first layer first, and the
-    activations (both lists of ``(B, U)``), from the heads' gradient ``dg``."""
-    activations = [_activation(cfg.activation, p) for p in pres]
+    """The gradients of the backbone's pre-activations, first layer first (a list of ``(B,
+    U)``), from the heads' gradient ``dg`` and the step's pre-activations ``pres`` ``(L, B, U)``."""
     dz = (dg @ arrays["head_w"].T) * _activation_slope(cfg.activation, pres[-1])
     grads = [dz]
     for layer in range(cfg.layers - 1, 0, -1):
         dz = (dz @ arrays["bb_w"][layer - 1].T) * _activation_slope(cfg.activation, pres[layer - 1])
         grads.insert(0, dz)
-    return grads, activations
+    return grads
 
 
 def backward(cfg, arrays: dict) -> dict:
     """The backward kernel: the outputs named in ``BACKWARD_OUTPUTS``
-    (:mod:`ncps_mlx.kernels.cfc_source`), with zeros at padded steps, as the kernel leaves them."""
+    (:mod:`ncps_mlx.kernels.cfc_source`) from the forward's record, with zeros at padded
+    steps, as the kernel leaves them."""
     steps, batch, _ = arrays["xproj"].shape
-    hs = arrays["hs"]
     dh = zeros = mx.zeros((batch, cfg.hidden))
-    rows = {name: [] for name in ("d_first", "d_pre", "d_heads", "acts", "dts", "damp", "dwtau")}
+    rows = {name: [] for name in ("d_first", "d_pre", "d_heads", "dts", "damp", "dwtau")}
     for t in range(steps - 1, -1, -1):
         keep = arrays["valid"][t][:, None] > 0.5
-        h = hs[t - 1] if t > 0 else arrays["h0"]
-        g, pres = _heads(cfg, arrays, arrays["xproj"][t], h)
         dht = dh + arrays["dhs"][t]
+        g = arrays["heads"][t]
         dg, dts, damp, dwtau = heads_gradient(cfg, arrays, g, arrays["ts"][t][:, None], dht)
         dg = mx.where(keep, dg, 0.0)
         if cfg.layers:
-            grads, activations = _backbone_gradient(cfg, arrays, dg, pres)
+            grads = _backbone_gradient(cfg, arrays, dg, arrays["pre"][:, t])
             rows["d_heads"].append(dg)
             rows["d_pre"].append(mx.stack(grads[1:]) if cfg.layers > 1 else None)
-            rows["acts"].append(mx.where(keep, mx.stack(activations), 0.0))
             first = grads[0]
         else:
             first = dg
@@ -139,6 +148,5 @@ def backward(cfg, arrays: dict) -> dict:
     out = {"dh0": dh}
     for name, values in rows.items():
         if values and values[0] is not None:
-            axis = 1 if name in ("d_pre", "acts") else 0
-            out[name] = mx.stack(values[::-1], axis=axis)
+            out[name] = mx.stack(values[::-1], axis=1 if name == "d_pre" else 0)
     return out

@@ -1,35 +1,40 @@
 """The fused CfC kernels' source: one body for Metal and CUDA (see :mod:`ncps_mlx.kernels.backend`).
 
-One thread block runs one sequence of the batch through all ``T`` steps; the state, the
-backbone's activations and the heads live in on-chip shared memory, the weights stream from
-device memory (they stay in the L1/L2 caches across steps). Every matrix-vector product gives
-each thread output columns ``j = THREAD_ID, THREAD_ID + NUM_THREADS, ...`` and reads the
-weight row by row, so neighbouring threads read neighbouring weights.
+One thread block of ``NT`` threads runs one sequence of the batch through all ``T`` steps; the
+state, the backbone's activations and the heads live in on-chip shared memory. The weights of
+each product stay in registers for the whole sequence where they fit (a thread's share is
+loaded once, before the time loop), and stream from device memory (through the caches) where
+they do not: see :mod:`ncps_mlx.kernels.matvec_source`. The products are named ``FIRST`` (the
+state's part of the first layer), ``LAYER`` (backbone layers after the first), ``HEAD`` (the
+fused heads) and, backward, ``HEAD_T``, ``LAYER_T``, ``FIRST_T`` (their transposes).
 
 Compile-time constants (the ``template`` of the launch): ``H`` state size, ``D0`` width of the
 first layer (``U`` with a backbone, ``KH`` without), ``U`` backbone width, ``L`` backbone layers,
 ``KH`` fused head width (``4H``; ``H`` in mode pure), ``MODE`` (0 default, 1 no_gate, 2 pure),
-``ACT`` (the backbone activation, see ``ACTIVATION_CODES``), ``ZMAX = max(D0, U)`` and
-``LU = max(L, 1) * U``.
+``ACT`` (the backbone activation, see ``ACTIVATION_CODES``), ``ZMAX = max(D0, U)``, ``NT``
+threads per block, ``RECORD`` (forward: 1 to record what the backward needs) and each
+product's layout constants (:meth:`~ncps_mlx.kernels.matvec_source.Product.template`).
 
-The forward kernel writes the state after every step, ``hs`` ``(T, B, H)``. The backward kernel
-walks the steps in reverse: it reloads the state before each step from ``hs``, recomputes the
-step (keeping its pre-activations on chip), and writes what the weight gradients need as
-matrices over all ``(t, b)``: the gradients of the first layer's and every backbone layer's
-pre-activations and of the heads, and the backbone activations. The caller turns those into
-weight gradients with one matrix product each (as cuDNN does), so no gradient is accumulated
-with atomics.
+The forward kernel writes the state after every step, ``hs`` ``(T, B, H)``; with ``RECORD`` it
+also writes every step's backbone pre-activations and activations and its heads. The backward
+kernel walks the steps in reverse from that record (nothing is recomputed) and writes what the
+weight gradients need as matrices over all ``(t, b)``: the gradients of the first layer's and
+every backbone layer's pre-activations and of the heads. The caller turns those into weight
+gradients with one matrix product each (as cuDNN does), so no gradient is accumulated with
+atomics.
 """
 
 from __future__ import annotations
 
 from .backend import SEQUENCE_PREAMBLE, reverse_steps
+from .matvec_source import resident_load, resident_matvec
 
 __all__ = ["ACTIVATION_CODES", "HEADER", "FORWARD_INPUTS", "FORWARD_BODY", "BACKWARD_INPUTS"]
 __all__ += [
     "BACKWARD_OUTPUTS",
     "BACKWARD_BODY",
     "PRIMAL_INPUTS",
+    "FORWARD_OUTPUTS",
     "state_update",
     "state_update_gradient",
 ]
@@ -87,17 +92,20 @@ _COMMON_INPUTS = [
 #: The inputs the custom function differentiates (all but ``sizes``).
 PRIMAL_INPUTS = _COMMON_INPUTS[:-1]
 
-#: The weights transposed to ``(out, in)``, which the steps' products read (see
-#: :func:`~ncps_mlx.kernels.matvec_source.block_matvec`); the backward's read the originals.
+#: The weights transposed to ``(out, in)``: resident weights are loaded from these forward and
+#: streamed from them backward (see :mod:`~ncps_mlx.kernels.matvec_source`).
 TRANSPOSED_INPUTS = ["w_rec_t", "bb_w_t", "head_w_t"]
 
 FORWARD_INPUTS = _COMMON_INPUTS + TRANSPOSED_INPUTS
 
-#: Extra inputs of the backward kernel: the forward's states ``hs`` and their cotangents ``dhs``
-#: (both ``(T, B, H)``).
-BACKWARD_INPUTS = FORWARD_INPUTS + ["hs", "dhs"]
+#: The forward kernel's outputs: the states, and with ``RECORD`` what the backward needs of
+#: every step (``(1,)`` placeholders without).
+FORWARD_OUTPUTS = ["hs", "pre", "acts", "heads"]
 
-BACKWARD_OUTPUTS = ["d_first", "d_pre", "d_heads", "acts", "dh0", "dts", "damp", "dwtau"]
+#: Extra inputs of the backward kernel: the recorded forward and the states' cotangents.
+BACKWARD_INPUTS = FORWARD_INPUTS + ["pre", "heads", "dhs"]
+
+BACKWARD_OUTPUTS = ["d_first", "d_pre", "d_heads", "dh0", "dts", "damp", "dwtau"]
 
 
 def state_update(width: str, unit: str) -> str:
@@ -153,69 +161,89 @@ def state_update_gradient(width: str, unit: str, out: str) -> str:
 """
 
 
-def _step(record: bool) -> str:
-    """One step forward: heads ``g`` from the state ``h``; with ``record``, also the
-    backbone's pre-activations (``pre``, on chip) and activations (``acts``, in memory)."""
-    keep_pre = "pre[{l} * U + j] = acc; acts[({l} * steps * batch + row) * U + j] = z;"
-    return f"""
-  for (int j = tid; j < D0; j += nt) {{
-    float acc = xproj[row * D0 + j];
-    for (int i = 0; i < H; ++i) acc += h[i] * w_rec[i * D0 + j];
-    if (L > 0) {{
-      const float z = ncps_act(acc, ACT);
-      {keep_pre.format(l=0) if record else ""}
-      za[j] = z;
-    }} else {{
-      g[j] = acc;
-    }}
-  }}
-  BARRIER();
-  SHARED_PTR zin = za;
-  SHARED_PTR zout = zb;
-  for (int l = 1; l < L; ++l) {{
-    for (int j = tid; j < U; j += nt) {{
-      float acc = bb_b[(l - 1) * U + j];
-      for (int i = 0; i < U; ++i) acc += zin[i] * bb_w[((l - 1) * U + i) * U + j];
-      const float z = ncps_act(acc, ACT);
-      {keep_pre.format(l="l") if record else ""}
-      zout[j] = z;
-    }}
-    BARRIER();
-    SHARED_PTR swap = zin;
-    zin = zout;
-    zout = swap;
-  }}
-  if (L > 0) {{
-    for (int k = tid; k < KH; k += nt) {{
-      float acc = head_b[k];
-      for (int i = 0; i < U; ++i) acc += zin[i] * head_w[i * KH + k];
-      g[k] = acc;
-    }}
-    BARRIER();
-  }}
-"""
-
-
 _PREAMBLE = (
     SEQUENCE_PREAMBLE
     + """
-  SHARED float h[H];
   SHARED float g[KH];
   SHARED float za[ZMAX];
   SHARED float zb[ZMAX];
 """
 )
 
+
+def _record(layer: str) -> str:
+    """With ``RECORD``, write a backbone layer's pre-activation and activation at ``row``."""
+    return f"""
+        if (RECORD) {{
+          pre[(({layer}) * steps * batch + row) * U + j] = acc;
+          acts[(({layer}) * steps * batch + row) * U + j] = z;
+        }}"""
+
+
 FORWARD_BODY = (
     _PREAMBLE
+    + "  SHARED float h[H];\n"
+    + resident_load("FIRST", "w_rec_t")
+    + resident_load("LAYER", "bb_w_t")
+    + resident_load("HEAD", "head_w_t")
     + """
   for (int j = tid; j < H; j += nt) h[j] = h0[b * H + j];
   BARRIER();
   for (int t = 0; t < steps; ++t) {
     const int row = t * batch + b;
 """
-    + _step(record=False)
+    + resident_matvec(
+        "FIRST",
+        "w_rec",
+        "h",
+        """acc += xproj[row * D0 + j];
+        if (L > 0) {
+          const float z = ncps_act(acc, ACT);"""
+        + _record("0")
+        + """
+          za[j] = z;
+        } else {
+          g[j] = acc;
+          if (RECORD) heads[row * KH + j] = acc;
+        }""",
+    )
     + """
+    BARRIER();
+    SHARED_PTR zin = za;
+    SHARED_PTR zout = zb;
+    #pragma unroll
+    for (int l = 1; l < L; ++l) {
+"""
+    + resident_matvec(
+        "LAYER",
+        "bb_w",
+        "zin",
+        """acc += bb_b[(l - 1) * U + j];
+        const float z = ncps_act(acc, ACT);"""
+        + _record("l")
+        + """
+        zout[j] = z;""",
+        copy="l - 1",
+    )
+    + """
+      BARRIER();
+      SHARED_PTR swap = zin;
+      zin = zout;
+      zout = swap;
+    }
+    if (L > 0) {
+"""
+    + resident_matvec(
+        "HEAD",
+        "head_w",
+        "zin",
+        """acc += head_b[j];
+        g[j] = acc;
+        if (RECORD) heads[row * KH + j] = acc;""",
+    )
+    + """
+      BARRIER();
+    }
     const float span = ts[row];
     const bool keep = valid[row] > 0.5f;
     for (int j = tid; j < H; j += nt) {
@@ -236,17 +264,14 @@ BACKWARD_BODY = (
     + """
   SHARED float dh[H];
   SHARED float dg[KH];
-  SHARED float pre[LU];
-  SHARED float da[ZMAX];
-  SHARED float db[ZMAX];
 """
+    + resident_load("HEAD_T", "head_w")
+    + resident_load("LAYER_T", "bb_w")
+    + resident_load("FIRST_T", "w_rec")
     + reverse_steps("dh", "H", "dhs")
     + """
-    for (int j = tid; j < H; j += nt) h[j] = t > 0 ? hs[(row - batch) * H + j] : h0[b * H + j];
+    for (int k = tid; k < KH; k += nt) g[k] = heads[row * KH + k];
     BARRIER();
-"""
-    + _step(record=True)
-    + """
     const float span = ts[row];
     for (int j = tid; j < H; j += nt) {
       const float dht = dh[j] + dhs[row * H + j];
@@ -255,37 +280,42 @@ BACKWARD_BODY = (
     + """
     }
     BARRIER();
-    SHARED_PTR dz = da;
-    SHARED_PTR dz_next = db;
+    SHARED_PTR dz = dg;
     if (L > 0) {
       for (int k = tid; k < KH; k += nt) d_heads[row * KH + k] = dg[k];
-      for (int i = tid; i < U; i += nt) {
-        float acc = 0.0f;
-        for (int k = 0; k < KH; ++k) acc += dg[k] * head_w_t[k * U + i];
-        dz[i] = acc * ncps_dact(pre[(L - 1) * U + i], ACT);
-      }
+      dz = za;
+"""
+    + resident_matvec(
+        "HEAD_T",
+        "head_w_t",
+        "dg",
+        "dz[j] = acc * ncps_dact(pre[((L - 1) * steps * batch + row) * U + j], ACT);",
+    )
+    + """
       BARRIER();
+      SHARED_PTR dz_next = zb;
+      #pragma unroll
       for (int l = L - 1; l >= 1; --l) {
-        for (int i = tid; i < U; i += nt) {
-          d_pre[((l - 1) * steps * batch + row) * U + i] = dz[i];
-          float acc = 0.0f;
-          for (int j = 0; j < U; ++j) acc += dz[j] * bb_w_t[((l - 1) * U + j) * U + i];
-          dz_next[i] = acc * ncps_dact(pre[(l - 1) * U + i], ACT);
-        }
+        for (int i = tid; i < U; i += nt) d_pre[((l - 1) * steps * batch + row) * U + i] = dz[i];
+"""
+    + resident_matvec(
+        "LAYER_T",
+        "bb_w_t",
+        "dz",
+        "dz_next[j] = acc * ncps_dact(pre[((l - 1) * steps * batch + row) * U + j], ACT);",
+        copy="l - 1",
+    )
+    + """
         BARRIER();
         SHARED_PTR swap = dz;
         dz = dz_next;
         dz_next = swap;
       }
-    } else {
-      dz = dg;
     }
     for (int j = tid; j < D0; j += nt) d_first[row * D0 + j] = dz[j];
-    for (int i = tid; i < H; i += nt) {
-      float acc = 0.0f;
-      for (int j = 0; j < D0; ++j) acc += dz[j] * w_rec_t[j * H + i];
-      dh[i] = acc;
-    }
+"""
+    + resident_matvec("FIRST_T", "w_rec_t", "dz", "dh[j] = acc;")
+    + """
     BARRIER();
   }
   for (int j = tid; j < H; j += nt) dh0[b * H + j] = dh[j];

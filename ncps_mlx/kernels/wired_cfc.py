@@ -28,12 +28,14 @@ from .backend import (
     too_large_for_chip,
 )
 from .cfc import CHECK_TOLERANCE, MODES
+from .matvec_source import REGISTER_FILE, REGISTER_RESERVE
 from .wired_cfc_source import (
     BACKWARD_BODY,
     BACKWARD_INPUTS,
     BACKWARD_OUTPUTS,
     FORWARD_BODY,
     FORWARD_INPUTS,
+    FORWARD_OUTPUTS,
     HEADER,
     PRIMAL_INPUTS,
 )
@@ -80,23 +82,58 @@ class WiredCfCKernelConfig(NamedTuple):
         ]
         return [0, *accumulate(blocks)][:-1]
 
-    def template(self) -> list[tuple[str, int]]:
-        names = ("N", "L", "K", "MODE", "NMAX")
-        sizes = self.layer_sizes
-        values = (sum(sizes), len(sizes), self.heads, self.mode, max(sizes))
+    def _widest(self) -> int:
+        return max(self.heads * max(self.layer_sizes), *self.rows())
+
+    def resident_threads(self) -> int:
+        """Threads per block with resident weights: twice the widest product's outputs (a
+        layer's heads or weight rows), a power of two, at most 1,024."""
+        return min(1024, max(32, 2 ** (2 * self._widest() - 1).bit_length()))
+
+    def columns(self, direction: str) -> int:
+        """``CMAX``: the weights a thread keeps in registers per layer, ``"forward"`` (a
+        layer's heads from its rows) or ``"backward"`` (the transpose); the lanes per output
+        are those of the kernel's ``_layer_matvec``."""
+        threads, widths = self.resident_threads(), []
+        for rows, size in zip(self.rows(), self.layer_sizes, strict=True):
+            outputs, inputs = self.heads * size, rows
+            if direction == "backward":
+                outputs, inputs = inputs, outputs
+            lanes = 1
+            while lanes < 32 and outputs * lanes * 2 <= threads:
+                lanes *= 2
+            widths.append(-(-inputs // lanes))
+        return max(widths)
+
+    def resident(self) -> bool:
+        """Whether the weights stay in registers (every layer's product in one pass of the
+        block, and both directions' registers within the budget)."""
+        threads = self.resident_threads()
+        registers = len(self.layer_sizes) * max(map(self.columns, ("forward", "backward")))
+        budget = REGISTER_FILE // threads - REGISTER_RESERVE
+        return self._widest() <= threads and registers <= budget
+
+    def threads(self) -> int:
+        """Threads per block: :meth:`resident_threads` with resident weights; else 8 per output
+        of the widest product (see :func:`~ncps_mlx.kernels.matvec_source.block_matvec`), in
+        whole warps, at most 1,024."""
+        if self.resident():
+            return self.resident_threads()
+        return min(1024, -(-8 * self._widest() // 32) * 32)
+
+    def template(self, direction: str, record: bool = False) -> list[tuple[str, int]]:
+        """The compile-time constants of the ``"forward"`` (``record``: for a backward) or
+        ``"backward"`` kernel."""
+        names = ("N", "L", "K", "MODE", "NMAX", "NT", "RES", "CMAX", "RECORD")
+        sizes, resident = self.layer_sizes, self.resident()
+        values = (sum(sizes), len(sizes), self.heads, self.mode, max(sizes), self.threads())
+        values += (int(resident), self.columns(direction) if resident else 1, int(record))
         return list(zip(names, values, strict=True))
 
     def shared_bytes(self) -> int:
-        """On-chip memory of the backward kernel (the larger of the two): four state vectors
+        """On-chip memory of the backward kernel (the larger of the two): two state vectors
         and two of the widest layer's heads."""
-        return 4 * (4 * self.neurons + 2 * self.heads * max(self.layer_sizes))
-
-    def threads(self) -> int:
-        """Threads per block: 8 per output of the widest product (a layer's heads or weight
-        rows; see :func:`~ncps_mlx.kernels.matvec_source.block_matvec`), in whole warps, at
-        most 1024."""
-        widest = max(self.heads * max(self.layer_sizes), *self.rows())
-        return min(1024, -(-8 * widest // 32) * 32)
+        return 4 * (2 * self.neurons + 2 * self.heads * max(self.layer_sizes))
 
 
 def unsupported(cell) -> str | None:
@@ -107,25 +144,33 @@ def unsupported(cell) -> str | None:
 
 
 # ---------------------------------------------------------------------------- launches
-FORWARD = KernelSource("ncps_wired_cfc_forward", FORWARD_INPUTS, ["hs"], FORWARD_BODY, HEADER)
+FORWARD = KernelSource(
+    "ncps_wired_cfc_forward", FORWARD_INPUTS, FORWARD_OUTPUTS, FORWARD_BODY, HEADER
+)
 BACKWARD = KernelSource(
     "ncps_wired_cfc_backward", BACKWARD_INPUTS, BACKWARD_OUTPUTS, BACKWARD_BODY, HEADER
 )
 
 
-def _launch(backend: str, source: KernelSource, cfg: WiredCfCKernelConfig, arrays, shapes):
+def _launch(backend: str, source: KernelSource, template: list, cfg, arrays, shapes):
     steps, batch, _ = arrays["xproj"].shape
     layout = [steps, batch, *cfg.offsets(), *cfg.weight_offsets()]
     sizes = mx.array(layout, dtype=mx.int32)
     arrays = dict(arrays, sizes=sizes, w_t=_transposed_blocks(cfg, arrays["w"]))
-    return launch(backend, source, cfg.template(), batch, cfg.threads(), arrays, shapes)
+    return launch(backend, source, template, batch, cfg.threads(), arrays, shapes)
 
 
-def _run_forward(backend: str, cfg: WiredCfCKernelConfig, arrays: dict) -> mx.array:
+def _run_forward(backend: str, cfg: WiredCfCKernelConfig, arrays: dict, record=False) -> dict:
+    """The forward kernel's outputs (``FORWARD_OUTPUTS`` of
+    :mod:`~ncps_mlx.kernels.wired_cfc_source`), with ``record`` the heads a backward needs."""
     if backend == "emulated":
-        return wired_cfc_emulation.forward(cfg, arrays)
+        return wired_cfc_emulation.forward(cfg, arrays, record)
     steps, batch, _ = arrays["xproj"].shape
-    return _launch(backend, FORWARD, cfg, arrays, {"hs": (steps, batch, cfg.neurons)})["hs"]
+    shapes = {
+        "hs": (steps, batch, cfg.neurons),
+        "heads": (steps, batch, cfg.heads * cfg.neurons) if record else (1,),
+    }
+    return _launch(backend, FORWARD, cfg.template("forward", record), cfg, arrays, shapes)
 
 
 def _transposed_blocks(cfg: WiredCfCKernelConfig, w: mx.array) -> mx.array:
@@ -150,7 +195,7 @@ def _run_backward(backend: str, cfg: WiredCfCKernelConfig, arrays: dict) -> dict
         "damp": (*rows, neurons) if pure else (1,),
         "dwtau": (*rows, neurons) if pure else (1,),
     }
-    return _launch(backend, BACKWARD, cfg, arrays, shapes)
+    return _launch(backend, BACKWARD, cfg.template("backward"), cfg, arrays, shapes)
 
 
 # ---------------------------------------------------------------------------- the custom function
@@ -177,6 +222,7 @@ def _weight_gradients(cfg: WiredCfCKernelConfig, arrays: dict, d_heads: mx.array
 def _gradients(backend: str, cfg: WiredCfCKernelConfig, arrays: dict, states, cotangent) -> dict:
     """The VJP: the inputs' gradients by name from the backward kernel's outputs."""
     arrays = dict(arrays, hs=states, dhs=cotangent)
+    arrays["heads"] = _run_forward(backend, cfg, arrays, record=True)["heads"]
     grads = _run_backward(backend, cfg, arrays)
     out = {
         "xproj": grads["d_heads"][..., : cfg.heads * cfg.layer_sizes[0]],
@@ -247,6 +293,6 @@ fused_wired_cfc = FusedSequence(
     lambda cell, cfg, prepared, h0, timespans, valid: _primals(
         cfg, prepared.inputs[0], h0, timespans, valid, prepared.params
     ),
-    _run_forward,
+    lambda backend, cfg, arrays: _run_forward(backend, cfg, arrays)["hs"],
     _gradients,
 )

@@ -63,36 +63,41 @@ def _neurons(arrays, layer: _Layer, t: int) -> tuple[dict, mx.array]:
     return constants, arrays["ts"][t][:, None] * arrays["tscale"][part]
 
 
-def forward(cfg, arrays: dict) -> mx.array:
-    """The forward kernel: the state after every step, ``hs`` ``(T, B, N)``."""
-    h, states = arrays["h0"], []
+def forward(cfg, arrays: dict, record: bool = False) -> dict:
+    """The forward kernel: the state after every step, ``hs`` ``(T, B, N)``, and with
+    ``record`` every step's heads, ``heads`` ``(T, B, K * N)`` in layer order (zeros at padded
+    steps, as the kernel leaves them; a ``(1,)`` zero without ``record``)."""
+    h, states, heads = arrays["h0"], [], []
     for t in range(arrays["xproj"].shape[0]):
-        new = h
+        new, step_heads = h, []
         for layer in _layers(cfg):
             g = _heads(cfg, arrays, layer, arrays["xproj"][t], new, h)
             constants, span = _neurons(arrays, layer, t)
             state = new_state(layer, constants, g, span)
             new = mx.concatenate([new[:, : layer.start], state, new[:, layer.stop :]], axis=1)
-        h = mx.where(arrays["valid"][t][:, None] > 0.5, new, h)
+            step_heads.append(g)
+        keep = arrays["valid"][t][:, None] > 0.5
+        h = mx.where(keep, new, h)
         states.append(h)
-    return mx.stack(states)
+        heads.append(mx.where(keep, mx.concatenate(step_heads, axis=1), 0.0))
+    return {"hs": mx.stack(states), "heads": mx.stack(heads) if record else mx.zeros((1,))}
 
 
 def backward(cfg, arrays: dict) -> dict:
     """The backward kernel: the outputs named in ``BACKWARD_OUTPUTS``
-    (:mod:`ncps_mlx.kernels.wired_cfc_source`), zeros at padded steps as the kernel leaves them."""
-    hs, layers = arrays["hs"], _layers(cfg)
+    (:mod:`ncps_mlx.kernels.wired_cfc_source`) from the recorded heads, zeros at padded steps
+    as the kernel leaves them."""
+    layers, k = _layers(cfg), cfg.heads
     pure = cfg.mode == 2
     dold = mx.zeros_like(arrays["h0"])
     rows = {"d_heads": [], "dts": [], "damp": [], "dwtau": []}
-    for t in range(hs.shape[0] - 1, -1, -1):
+    for t in range(arrays["dhs"].shape[0] - 1, -1, -1):
         keep = arrays["valid"][t][:, None] > 0.5
-        new, old = hs[t], hs[t - 1] if t > 0 else arrays["h0"]
         dnew = [(dold + arrays["dhs"][t])[:, a.start : a.stop] for a in layers]
         found = {name: [None] * len(layers) for name in (*rows, "dold")}
         for index in range(len(layers) - 1, -1, -1):
             layer = layers[index]
-            g = _heads(cfg, arrays, layer, arrays["xproj"][t], new, old)
+            g = arrays["heads"][t][:, k * layer.start : k * layer.stop]
             constants, span = _neurons(arrays, layer, t)
             dg, dts, damp, dwtau = heads_gradient(layer, constants, g, span, dnew[index])
             for name, value in (("d_heads", dg), ("dts", dts), ("damp", damp), ("dwtau", dwtau)):

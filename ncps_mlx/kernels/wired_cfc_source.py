@@ -34,7 +34,7 @@ from .cfc_source import HEADER, state_update, state_update_gradient
 from .matvec_source import block_matvec
 
 __all__ = ["HEADER", "FORWARD_INPUTS", "FORWARD_BODY", "BACKWARD_INPUTS", "BACKWARD_OUTPUTS"]
-__all__ += ["BACKWARD_BODY", "PRIMAL_INPUTS"]
+__all__ += ["BACKWARD_BODY", "PRIMAL_INPUTS", "FORWARD_OUTPUTS"]
 
 _COMMON_INPUTS = [
     "xproj",  # (T, B, K * N_0) sensory part of layer 0's heads, all steps, bias included
@@ -56,9 +56,13 @@ PRIMAL_INPUTS = _COMMON_INPUTS[:-1]
 #: read (see :func:`~ncps_mlx.kernels.matvec_source.block_matvec`).
 FORWARD_INPUTS = _COMMON_INPUTS + ["w_t"]
 
-#: Extra inputs of the backward kernel: the forward's states ``hs`` and their cotangents ``dhs``
-#: (both ``(T, B, N)``).
-BACKWARD_INPUTS = FORWARD_INPUTS + ["hs", "dhs"]
+#: The forward kernel's outputs: the states, and with ``RECORD`` every step's heads ``(T, B,
+#: K * N)``, laid out as ``d_heads`` (a ``(1,)`` placeholder without).
+FORWARD_OUTPUTS = ["hs", "heads"]
+
+#: Extra inputs of the backward kernel: the recorded heads and the states' cotangents ``dhs``
+#: ``(T, B, N)``.
+BACKWARD_INPUTS = FORWARD_INPUTS + ["heads", "dhs"]
 
 BACKWARD_OUTPUTS = ["d_heads", "dh0", "dts", "damp", "dwtau"]
 
@@ -82,20 +86,64 @@ _LAYER_NEURONS = """
 """
 
 
-def _heads(new: str, old: str) -> str:
-    """Layer ``l``'s heads into ``g``: rows ``[base, lo)`` read the shared vector ``new`` (the
-    previous layer's new state), rows ``[lo, hi)`` read ``old`` (the layer's own); the
-    product reads the transposed block ``w_t``."""
-    return block_matvec(
-        "kn",
-        "rows",
-        f"(base + i < lo ? {new}[base + i] : {old}[base + i]) * w_t[wo + j * rows + i]",
-        "g[j] = acc + (l == 0 ? xproj[row * K * sizes[3] + j] : bias[K * (lo - sizes[3]) + j]);",
+def _layer_matvec(outputs: str, inputs: str, weight_t: str, x: str, epilogue: str) -> str:
+    """Layer ``l``'s product ``acc_j = sum_i x(i) * W[i, j]`` for ``j < outputs``, running
+    ``epilogue`` once per output: from the registers :func:`_resident_load` filled (``RES``),
+    or streamed from memory (:func:`~ncps_mlx.kernels.matvec_source.block_matvec`).
+    ``weight_t`` is ``W[i, j]`` in ``j`` and ``i``, ``x`` the input ``i``; in the layer loop,
+    unrolled (``l`` indexes registers)."""
+    return f"""
+      if (RES) {{
+        int lanes = 1;
+        while (lanes < 32 && ({outputs}) * lanes * 2 <= NT) lanes *= 2;
+        const int j = tid / lanes;
+        const int lane = tid % lanes;
+        float acc = 0.0f;
+        #pragma unroll
+        for (int c = 0; c < CMAX; ++c) {{
+          const int i = lane + c * lanes;
+          if (i < ({inputs})) acc += wr[RES ? l * CMAX + c : 0] * ({x});
+        }}
+        for (int m = lanes / 2; m > 0; m >>= 1) acc += SHUFFLE_XOR(acc, m);
+        if (j < ({outputs}) && lane == 0) {{
+          {epilogue}
+        }}
+      }} else {{
+{block_matvec(outputs, inputs, f"({x}) * {weight_t}", epilogue)}
+      }}
+"""
+
+
+def _resident_load(outputs: str, inputs: str, weight_t: str) -> str:
+    """Kernel code declaring ``wr``, a thread's registers of every layer's product (``CMAX``
+    per layer, the layout of :func:`_layer_matvec`), and loading them when ``RES``."""
+    return (
+        """
+  float wr[RES ? L * CMAX : 1];
+  if (RES) {
+    #pragma unroll
+    for (int l = 0; l < L; ++l) {
+"""
+        + _LAYER
+        + f"""
+      int lanes = 1;
+      while (lanes < 32 && ({outputs}) * lanes * 2 <= NT) lanes *= 2;
+      const int j = tid / lanes;
+      #pragma unroll
+      for (int c = 0; c < CMAX; ++c) {{
+        const int i = tid % lanes + c * lanes;
+        const bool inside = j < ({outputs}) && i < ({inputs});
+        wr[RES ? l * CMAX + c : 0] = inside ? {weight_t} : 0.0f;
+      }}
+    }}
+  }}
+"""
     )
 
 
 FORWARD_BODY = (
     SEQUENCE_PREAMBLE
+    + _resident_load("kn", "rows", "w_t[wo + j * rows + i]")
     + """
   SHARED float h[N];
   SHARED float g[K * NMAX];
@@ -107,10 +155,20 @@ FORWARD_BODY = (
       for (int j = tid; j < N; j += nt) hs[row * N + j] = h[j];
       continue;
     }
+    #pragma unroll
     for (int l = 0; l < L; ++l) {
 """
     + _LAYER
-    + _heads(new="h", old="h")
+    + _layer_matvec(
+        "kn",
+        "rows",
+        "w_t[wo + j * rows + i]",
+        "h[base + i]",
+        """const float head = acc + (l == 0 ? xproj[row * K * sizes[3] + j]
+                                          : bias[K * (lo - sizes[3]) + j]);
+          g[j] = head;
+          if (RECORD) heads[(row * N + lo) * K + j] = head;""",
+    )
     + """
       BARRIER();
 """
@@ -128,27 +186,22 @@ FORWARD_BODY = (
 
 BACKWARD_BODY = (
     SEQUENCE_PREAMBLE
+    + _resident_load("rows", "kn", "w[wo + j * kn + i]")
     + """
-  SHARED float hn[N];  // the state after step t
-  SHARED float ho[N];  // the state before it
-  SHARED float dnew[N];
-  SHARED float dold[N];
+  SHARED float dnew[N];  // gradient of the state after step t
+  SHARED float dold[N];  // gradient of the state before it
   SHARED float g[K * NMAX];
   SHARED float dg[K * NMAX];
 """
     + reverse_steps("dold", "N", "dhs")
     + """
-    for (int j = tid; j < N; j += nt) {
-      hn[j] = hs[row * N + j];
-      ho[j] = t > 0 ? hs[(row - batch) * N + j] : h0[b * N + j];
-      dnew[j] = dold[j] + dhs[row * N + j];
-    }
-    BARRIER();
+    for (int j = tid; j < N; j += nt) dnew[j] = dold[j] + dhs[row * N + j];
+    #pragma unroll
     for (int l = L - 1; l >= 0; --l) {
 """
     + _LAYER
-    + _heads(new="hn", old="ho")
     + """
+      for (int k = tid; k < kn; k += nt) g[k] = heads[(row * N + lo) * K + k];
       BARRIER();
 """
     + _LAYER_NEURONS
@@ -161,15 +214,16 @@ BACKWARD_BODY = (
       BARRIER();
       for (int k = tid; k < kn; k += nt) d_heads[(row * N + lo) * K + k] = dg[k];
 """
-    + block_matvec(
+    + _layer_matvec(
         "rows",
         "kn",
-        "w[wo + j * kn + i] * dg[i]",
+        "w[wo + j * kn + i]",
+        "dg[i]",
         "if (base + j < lo) dnew[base + j] += acc; else dold[base + j] = acc;",
     )
     + """
-      // No barrier here: the next layer's heads touch none of dg, dnew, dold, and its
-      // gradient starts after the barrier that follows them.
+      // No barrier here: the next layer's record load touches none of dg, dnew, dold, and
+      // its gradient starts after the barrier that follows that load.
     }
     BARRIER();
   }
