@@ -295,8 +295,14 @@ HOST_LTC_WIRINGS = {
 
 
 @pytest.mark.skipif(host_kernels.COMPILER is None, reason="no C++ compiler (g++)")
-@pytest.mark.parametrize("name", HOST_LTC_WIRINGS)
-def test_the_ltc_kernel_source_equals_its_emulation_on_host_threads(name):
+@pytest.mark.parametrize(
+    "name, synapses",
+    [(name, "resident") for name in HOST_LTC_WIRINGS]
+    + [(name, "streamed") for name in list(LTC_WIRINGS)[:2]],
+)
+def test_the_ltc_kernel_source_equals_its_emulation_on_host_threads(monkeypatch, name, synapses):
+    if synapses == "streamed":  # no registers to spare: synapse parameters read from memory
+        monkeypatch.setattr(fused_ltc, "REGISTER_FILE", 0)
     mx.random.seed(5)
     cell = ltc_for(name).rnn_cell
     x, timespans, hx, mask = inputs(hidden=cell.num_neurons)
@@ -310,6 +316,8 @@ def test_the_ltc_kernel_source_equals_its_emulation_on_host_threads(name):
     cfg = fused_ltc.LTCKernelConfig.of(cell)
     if name.endswith("in-memory"):
         assert not cfg.scratch_on_chip() and dict(cfg.template("backward"))["ACC"] == 0
+    else:
+        assert cfg.resident("forward") == (synapses == "resident")
     assert_source_equals_emulation(
         fused_ltc.fused_ltc, cfg, primals, cotangent, {"w": occupied, "w_erev": occupied}
     )

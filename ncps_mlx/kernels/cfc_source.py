@@ -191,13 +191,14 @@ FORWARD_BODY = (
   BARRIER();
   for (int t = 0; t < steps; ++t) {
     const int row = t * batch + b;
+    const float span = ts[row];
+    const bool keep = valid[row] > 0.5f;
 """
     + resident_matvec(
         "FIRST",
         "w_rec",
         "h",
-        """acc += xproj[row * D0 + j];
-        if (L > 0) {
+        """if (L > 0) {
           const float z = ncps_act(acc, ACT);"""
         + _record("0")
         + """
@@ -206,6 +207,7 @@ FORWARD_BODY = (
           g[j] = acc;
           if (RECORD) heads[row * KH + j] = acc;
         }""",
+        start="xproj[row * D0 + j]",
     )
     + """
     BARRIER();
@@ -218,12 +220,12 @@ FORWARD_BODY = (
         "LAYER",
         "bb_w",
         "zin",
-        """acc += bb_b[(l - 1) * U + j];
-        const float z = ncps_act(acc, ACT);"""
+        """const float z = ncps_act(acc, ACT);"""
         + _record("l")
         + """
         zout[j] = z;""",
         copy="l - 1",
+        start="bb_b[(l - 1) * U + j]",
     )
     + """
       BARRIER();
@@ -237,15 +239,13 @@ FORWARD_BODY = (
         "HEAD",
         "head_w",
         "zin",
-        """acc += head_b[j];
-        g[j] = acc;
+        """g[j] = acc;
         if (RECORD) heads[row * KH + j] = acc;""",
+        start="head_b[j]",
     )
     + """
       BARRIER();
     }
-    const float span = ts[row];
-    const bool keep = valid[row] > 0.5f;
     for (int j = tid; j < H; j += nt) {
 """
     + state_update(width="H", unit="j")

@@ -37,6 +37,7 @@ from .ltc_source import (
     backward_body,
     scratch_floats,
 )
+from .matvec_source import REGISTER_FILE
 
 __all__ = ["LTCKernelConfig", "FanOut", "fan_out", "DenseTable", "kernel_table", "unsupported"]
 __all__ += ["slower_than_reference"]
@@ -51,6 +52,11 @@ MAX_THREADS = {"forward": 512, "backward": 256}
 
 #: Synapse-gradient sums a backward thread keeps in registers (beyond: in device memory).
 MAX_REGISTER_SYNAPSES = 8
+
+#: Registers a thread keeps for the kernels' own work (measured with nvcc -Xptxas -v: 48 at
+#: N = 64 forward; the backward, with its gradient sums, up to 160): the rest of its share of
+#: the register file may hold its synapse parameters (5 per slot; ``RES``).
+RESERVED_REGISTERS = {"forward": 64, "backward": 160}
 
 #: The custom function's inputs: the forward kernel's (``sizes`` is made from the shapes) and
 #: the fan-out table, which only the backward reads.
@@ -117,7 +123,16 @@ class LTCKernelConfig(NamedTuple):
             ("SPL", _ceil_div(self.slots, lanes)),
             ("SPB", outgoing),
             ("ACC", in_registers),
+            ("RES", int(self.resident(kernel))),
         ]
+
+    def resident(self, kernel: str) -> bool:
+        """Whether ``kernel``'s threads keep their synapse slots' parameters in registers (5
+        floats a slot, within their share of the register file less
+        :data:`RESERVED_REGISTERS`)."""
+        lanes, threads = self.lanes(kernel), self.threads(kernel)
+        per_thread = _ceil_div(self.neurons, threads // lanes) * _ceil_div(self.slots, lanes)
+        return 5 * per_thread <= REGISTER_FILE // threads - RESERVED_REGISTERS[kernel]
 
     def scratch_on_chip(self) -> bool:
         """Whether the backward kernel's scratch fits in on-chip memory."""

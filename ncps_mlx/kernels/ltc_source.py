@@ -7,8 +7,9 @@ warp): a group owns neurons ``i = group, group + NT / G, ...`` (``NPG`` of them)
 share out their synapse slots, ``k = lane, lane + G, ...`` of the ``(N, K)`` tables
 (target-major, padding slots with weight 0), summing the lanes' parts with warp shuffles. The
 potentials live in on-chip memory; each owned neuron's step constants (``cm_t``, the
-denominator's constant part, the drive) live in registers; the synapse parameters stream from
-device memory (they stay in the L1/L2 caches). Each iteration is ncps's update
+denominator's constant part, the drive) live in registers, and so do the parameters of a
+thread's synapse slots where they fit (``RES``; otherwise they stream from device memory
+through the L1/L2 caches). Each iteration is ncps's update
 
     v_i <- (cm_t v_i + drive_i + sum_k s_ik w_erev_ik) / (base_i + sum_k s_ik w_ik),
     s_ik = sigmoid(sigma_ik (v_src(i,k) - mu_ik)), cm_t = cm UNF / dt,
@@ -27,7 +28,8 @@ sums are kept in registers. The caller sums the per-sequence gradients over the 
 Compile-time constants: ``N`` neurons, ``K`` slots per neuron, ``UNF`` solver iterations,
 ``NT`` threads, ``G`` lanes per group, ``NPG`` neurons per group, ``SPL`` slots per lane
 (``ceil(K / G)``), ``SPB`` outgoing synapses per lane (``ceil(M / G)``), ``ACC`` (1: synapse
-gradients in registers).
+gradients in registers), ``RES`` (1: each thread's synapse parameters in registers for the
+whole sequence, where they fit; else they stream from memory at every iteration).
 """
 
 from __future__ import annotations
@@ -113,25 +115,68 @@ _STEP_CONSTANTS = """
 """
 
 
+#: With ``RES``, each thread keeps the parameters of its synapse slots in registers for the
+#: whole sequence (loaded once; a padding slot gets weight 0 and source 0): ``sigma``, ``mu``,
+#: ``w_erev``, ``w`` and the source of slot ``q`` of owned neuron ``r`` at ``r * SPL + q``.
+_RESIDENT_SYNAPSES = """
+  float r_sigma[RES ? NPG * SPL : 1];
+  float r_mu[RES ? NPG * SPL : 1];
+  float r_w_erev[RES ? NPG * SPL : 1];
+  float r_w[RES ? NPG * SPL : 1];
+  int r_src[RES ? NPG * SPL : 1];
+  if (RES) {
+    #pragma unroll
+    for (int r = 0; r < NPG; ++r) {
+      const int i = group + r * groups;
+      #pragma unroll
+      for (int q = 0; q < SPL; ++q) {
+        const int k = lane + q * G;
+        const bool inside = i < N && k < K;
+        const int slot = inside ? i * K + k : 0;
+        const int at = RES ? r * SPL + q : 0;
+        r_sigma[at] = inside ? sigma[slot] : 0.0f;
+        r_mu[at] = inside ? mu[slot] : 0.0f;
+        r_w_erev[at] = inside ? w_erev[slot] : 0.0f;
+        r_w[at] = inside ? w[slot] : 0.0f;
+        r_src[at] = inside ? (int)src[slot] : 0;
+      }
+    }
+  }
+"""
+
+
 def _iteration(read: str, write: str, denominators: str = "") -> str:
     """One solver iteration: reads the potentials from the pointer ``read``, writes the new
     ones to ``write`` and, if given, each neuron's synapse denominator sum to
-    ``denominators``."""
+    ``denominators``. The synapse parameters come from registers (``RES``) or memory."""
     keep = f"{denominators}[i] = den;" if denominators else ""
+    resident = f"""
+            #pragma unroll
+            for (int q = 0; q < SPL; ++q) {{
+              const int at = RES ? r * SPL + q : 0;
+              const float s = ncps_sigmoid(r_sigma[at] * ({read}[r_src[at]] - r_mu[at]));
+              num += s * r_w_erev[at];
+              den += s * r_w[at];
+            }}"""
+    streamed = f"""
+            for (int q = 0; q < SPL; ++q) {{
+              const int k = lane + q * G;
+              if (k < K) {{
+                const int slot = i * K + k;
+                const float s = ncps_sigmoid(sigma[slot] * ({read}[(int)src[slot]] - mu[slot]));
+                num += s * w_erev[slot];
+                den += s * w[slot];
+              }}
+            }}"""
     return f"""
+      #pragma unroll
       for (int r = 0; r < NPG; ++r) {{
         const int i = group + r * groups;
         float num = 0.0f;
         float den = 0.0f;
         if (i < N) {{
-          for (int q = 0; q < SPL; ++q) {{
-            const int k = lane + q * G;
-            if (k < K) {{
-              const int slot = i * K + k;
-              const float s = ncps_sigmoid(sigma[slot] * ({read}[(int)src[slot]] - mu[slot]));
-              num += s * w_erev[slot];
-              den += s * w[slot];
-            }}
+          if (RES) {{{resident}
+          }} else {{{streamed}
           }}
         }}
         num = ncps_group_sum(num, G);
@@ -147,6 +192,7 @@ def _iteration(read: str, write: str, denominators: str = "") -> str:
 _PREAMBLE = (
     SEQUENCE_PREAMBLE
     + _GROUPS
+    + _RESIDENT_SYNAPSES
     + """
   const float epsilon = eps[0];
 """

@@ -15,9 +15,12 @@ from typing import NamedTuple
 __all__ = ["block_matvec", "Product", "plan_products", "resident_load", "resident_matvec"]
 
 
-def block_matvec(outputs: str, inputs: str, product: str, epilogue: str) -> str:
-    """Kernel code computing ``acc_j = sum_i product`` for ``j < outputs`` and running
-    ``epilogue`` once per output.
+def block_matvec(
+    outputs: str, inputs: str, product: str, epilogue: str, start: str = "0.0f"
+) -> str:
+    """Kernel code computing ``acc_j = start + sum_i product`` for ``j < outputs`` and running
+    ``epilogue`` once per output (``start``, an expression in ``j``, is read before the
+    products, so its load overlaps them).
 
     The code needs ``tid`` and ``nt`` (:data:`~ncps_mlx.kernels.backend.SEQUENCE_PREAMBLE`) and
     must be reached by every thread of the block (it shuffles within warps).
@@ -35,7 +38,7 @@ def block_matvec(outputs: str, inputs: str, product: str, epilogue: str) -> str:
     const int mv_lane = tid % lanes;
     for (int mv_base = 0; mv_base < ({outputs}); mv_base += nt / lanes) {{
       const int j = mv_base + tid / lanes;
-      float acc = 0.0f;
+      float acc = mv_lane == 0 && j < ({outputs}) ? ({start}) : 0.0f;
       if (j < ({outputs})) {{
         for (int i = mv_lane; i < ({inputs}); i += lanes) acc += {product};
       }}
@@ -144,9 +147,13 @@ def resident_load(name: str, weight_t: str) -> str:
 """
 
 
-def resident_matvec(name: str, weight: str, x: str, epilogue: str, copy: str = "0") -> str:
-    """Kernel code computing ``acc = sum_i x[i] * W[i, j]`` for each output ``j`` of product
-    ``name`` and running ``epilogue`` once per output (with ``j`` and ``acc``).
+def resident_matvec(
+    name: str, weight: str, x: str, epilogue: str, copy: str = "0", start: str = "0.0f"
+) -> str:
+    """Kernel code computing ``acc = start + sum_i x[i] * W[i, j]`` for each output ``j`` of
+    product ``name`` and running ``epilogue`` once per output (with ``j`` and ``acc``).
+    ``start`` (an expression in ``j``: a bias, an input) is read before the products, so its
+    load overlaps them.
 
     Resident weights come from the registers :func:`resident_load` filled, streamed ones from
     ``weight``, laid out ``(copies, inputs, outputs)`` row-major (neighbouring threads read
@@ -161,7 +168,7 @@ def resident_matvec(name: str, weight: str, x: str, epilogue: str, copy: str = "
     #pragma unroll
     for (int r = 0; r < {p}_R; ++r) {{
       const int j = tid / {p}_P + r * (NT / {p}_P);
-      float acc = 0.0f;
+      float acc = mv_lane == 0 && j < {p}_OUT ? ({start}) : 0.0f;
       #pragma unroll
       for (int c = 0; c < {p}_C; ++c) {{
         const int i = mv_lane + c * {p}_P;
@@ -176,7 +183,7 @@ def resident_matvec(name: str, weight: str, x: str, epilogue: str, copy: str = "
     }}
   }} else {{
     for (int j = tid; j < {p}_OUT; j += NT) {{
-      float acc = 0.0f;
+      float acc = {start};
       for (int i = 0; i < {p}_IN; ++i) {{
         acc += {x}[i] * {weight}[(({copy}) * {p}_IN + i) * {p}_OUT + j];
       }}

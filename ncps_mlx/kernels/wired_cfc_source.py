@@ -66,28 +66,46 @@ BACKWARD_INPUTS = FORWARD_INPUTS + ["heads", "dhs"]
 
 BACKWARD_OUTPUTS = ["d_heads", "dh0", "dts", "damp", "dwtau"]
 
+#: Loads every layer's place (``sizes``) into registers, before the time loop.
+_LAYER_TABLE = """
+  int layer_lo[L];
+  int layer_hi[L];
+  int layer_base[L];
+  int layer_wo[L];
+  #pragma unroll
+  for (int l = 0; l < L; ++l) {
+    layer_lo[l] = sizes[2 + l];
+    layer_hi[l] = sizes[3 + l];
+    layer_base[l] = l > 0 ? sizes[1 + l] : sizes[2 + l];
+    layer_wo[l] = sizes[3 + L + l];
+  }
+"""
+
+#: Layer ``l``'s place, in the (unrolled) layer loop.
 _LAYER = """
-      const int lo = sizes[2 + l];  // the layer's neurons [lo, hi)
-      const int hi = sizes[3 + l];
+      const int lo = layer_lo[l];  // the layer's neurons [lo, hi)
+      const int hi = layer_hi[l];
       const int nl = hi - lo;
       const int kn = K * nl;
-      const int base = l > 0 ? sizes[1 + l] : lo;  // its weight rows: neurons [base, hi)
+      const int base = layer_base[l];  // its weight rows: neurons [base, hi)
       const int rows = hi - base;
-      const int wo = sizes[3 + L + l];
+      const int wo = layer_wo[l];
 """
 
 
 #: Opens a loop over layer ``l``'s neurons: ``j`` within the layer, ``u`` in the state, and
-#: the neuron's elapsed time ``span`` (the step's, over its time scale).
+#: the neuron's elapsed time ``span`` (the step's ``step_span``, over its time scale).
 _LAYER_NEURONS = """
       for (int j = tid; j < nl; j += nt) {
         const int u = lo + j;
-        const float span = ts[row] * tscale[u];
+        const float span = step_span * tscale[u];
 """
 
 
-def _layer_matvec(outputs: str, inputs: str, weight_t: str, x: str, epilogue: str) -> str:
-    """Layer ``l``'s product ``acc_j = sum_i x(i) * W[i, j]`` for ``j < outputs``, running
+def _layer_matvec(
+    outputs: str, inputs: str, weight_t: str, x: str, epilogue: str, start: str = "0.0f"
+) -> str:
+    """Layer ``l``'s product ``acc_j = start + sum_i x(i) * W[i, j]`` for ``j < outputs``, running
     ``epilogue`` once per output: from the registers :func:`_resident_load` filled (``RES``),
     or streamed from memory (:func:`~ncps_mlx.kernels.matvec_source.block_matvec`).
     ``weight_t`` is ``W[i, j]`` in ``j`` and ``i``, ``x`` the input ``i``; in the layer loop,
@@ -98,7 +116,7 @@ def _layer_matvec(outputs: str, inputs: str, weight_t: str, x: str, epilogue: st
         while (lanes < 32 && ({outputs}) * lanes * 2 <= NT) lanes *= 2;
         const int j = tid / lanes;
         const int lane = tid % lanes;
-        float acc = 0.0f;
+        float acc = lane == 0 && j < ({outputs}) ? ({start}) : 0.0f;
         #pragma unroll
         for (int c = 0; c < CMAX; ++c) {{
           const int i = lane + c * lanes;
@@ -109,7 +127,7 @@ def _layer_matvec(outputs: str, inputs: str, weight_t: str, x: str, epilogue: st
           {epilogue}
         }}
       }} else {{
-{block_matvec(outputs, inputs, f"({x}) * {weight_t}", epilogue)}
+{block_matvec(outputs, inputs, f"({x}) * {weight_t}", epilogue, start)}
       }}
 """
 
@@ -143,6 +161,7 @@ def _resident_load(outputs: str, inputs: str, weight_t: str) -> str:
 
 FORWARD_BODY = (
     SEQUENCE_PREAMBLE
+    + _LAYER_TABLE
     + _resident_load("kn", "rows", "w_t[wo + j * rows + i]")
     + """
   SHARED float h[N];
@@ -151,6 +170,7 @@ FORWARD_BODY = (
   BARRIER();
   for (int t = 0; t < steps; ++t) {
     const int row = t * batch + b;
+    const float step_span = ts[row];
     if (valid[row] < 0.5f) {  // a padded step carries the state
       for (int j = tid; j < N; j += nt) hs[row * N + j] = h[j];
       continue;
@@ -164,10 +184,9 @@ FORWARD_BODY = (
         "rows",
         "w_t[wo + j * rows + i]",
         "h[base + i]",
-        """const float head = acc + (l == 0 ? xproj[row * K * sizes[3] + j]
-                                          : bias[K * (lo - sizes[3]) + j]);
-          g[j] = head;
-          if (RECORD) heads[(row * N + lo) * K + j] = head;""",
+        """g[j] = acc;
+          if (RECORD) heads[(row * N + lo) * K + j] = acc;""",
+        start="l == 0 ? xproj[row * K * layer_hi[0] + j] : bias[K * (lo - layer_hi[0]) + j]",
     )
     + """
       BARRIER();
@@ -186,6 +205,7 @@ FORWARD_BODY = (
 
 BACKWARD_BODY = (
     SEQUENCE_PREAMBLE
+    + _LAYER_TABLE
     + _resident_load("rows", "kn", "w[wo + j * kn + i]")
     + """
   SHARED float dnew[N];  // gradient of the state after step t
@@ -195,6 +215,7 @@ BACKWARD_BODY = (
 """
     + reverse_steps("dold", "N", "dhs")
     + """
+    const float step_span = ts[row];
     for (int j = tid; j < N; j += nt) dnew[j] = dold[j] + dhs[row * N + j];
     #pragma unroll
     for (int l = L - 1; l >= 0; --l) {
