@@ -13,10 +13,6 @@ What ncps lacks raises an error naming it. Parity tests are marked ``parity`` an
 without ncps/torch; on CUDA, MLX's matmuls must not run in TF32 (set before MLX starts).
 """
 
-import os
-
-os.environ.setdefault("MLX_ENABLE_TF32", "0")
-
 import mlx.core as mx  # noqa: E402
 import mlx.nn as nn  # noqa: E402
 import numpy as np  # noqa: E402

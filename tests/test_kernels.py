@@ -5,18 +5,15 @@ On the CPU the fused path runs the plain-MLX emulation of the kernels (``kernels
 the same inputs, outputs and gradient assembly as on a GPU. On a GPU (Metal or CUDA) the same
 comparisons run the real kernels. Every comparison is with the reference loop (the cell's own
 step), at float32 tolerance; on CUDA the reference's matmuls must not run in TF32, so the
-module sets ``MLX_ENABLE_TF32=0`` before MLX starts (it only matters on a GPU).
+suite's ``conftest.py`` sets ``MLX_ENABLE_TF32=0`` before MLX starts (it only matters on a GPU).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import subprocess
 import warnings
-
-os.environ.setdefault("MLX_ENABLE_TF32", "0")
 
 import host_kernels  # noqa: E402
 import mlx.core as mx  # noqa: E402

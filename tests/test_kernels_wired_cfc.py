@@ -8,10 +8,7 @@ emulation; on a GPU the real kernels run too. Helpers are those of ``tests/test_
 
 from __future__ import annotations
 
-import os
 import subprocess
-
-os.environ.setdefault("MLX_ENABLE_TF32", "0")
 
 import host_kernels  # noqa: E402
 import mlx.core as mx  # noqa: E402

@@ -21,8 +21,7 @@ import pytest
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGES = [DOCS / "tutorials" / "migrating_from_ncps.rst"]
 
-#: A directive whose content is Python: ``code-block`` only with the language ``python``.
-#: It may follow list-table bullets (``* - .. code-block:: python``).
+#: A directive line, also after list-table bullets (``* - .. code-block:: python``).
 DIRECTIVE = re.compile(r"^(?P<lead>\s*(?:[*-]\s+)*)\.\. (?P<name>[\w-]+)::\s*(?P<argument>\S*)")
 CODE_DIRECTIVES = ("testcode", "doctest")
 #: Literal blocks: Python when their language is.
@@ -109,11 +108,24 @@ def blocks(page: Path) -> list[Block]:
     return found
 
 
-ALL_BLOCKS = [block for page in PAGES for block in blocks(page)]
-
-
 def _block_id(block: Block) -> str:
     return f"{block.page.name}:{block.line}"
+
+
+def _parity_modules(block: Block) -> list[str]:
+    """The reference modules (``ncps``, ``torch``) the block imports."""
+    return sorted(set(PARITY_IMPORT.findall(block.source)))
+
+
+ALL_BLOCKS = [
+    pytest.param(
+        block,
+        id=_block_id(block),
+        marks=[pytest.mark.parity] if _parity_modules(block) else [],
+    )
+    for page in PAGES
+    for block in blocks(page)
+]
 
 
 def test_the_guide_has_examples_of_each_kind_the_scanner_reads():
@@ -180,10 +192,9 @@ def test_no_example_depends_on_hidden_code(page):
     assert hidden == []
 
 
-@pytest.mark.parametrize("block", ALL_BLOCKS, ids=_block_id)
+@pytest.mark.parametrize("block", ALL_BLOCKS)
 def test_the_example_runs_alone_in_a_fresh_python(block, tmp_path):
-    parity = sorted(set(PARITY_IMPORT.findall(block.source)))
-    for module in parity:  # the parity extra: ncps 1.0.1 and torch
+    for module in _parity_modules(block):  # the parity extra: ncps 1.0.1 and torch
         pytest.importorskip(module)
     script = tmp_path / "example.py"
     script.write_text(block.source, encoding="utf-8")

@@ -129,7 +129,7 @@ class LTCKernelConfig(NamedTuple):
     def resident(self, kernel: str) -> bool:
         """Whether ``kernel``'s threads keep their synapse slots' parameters in registers (5
         floats a slot, within their share of the register file less
-        :data:`RESERVED_REGISTERS`)."""
+        ``RESERVED_REGISTERS``)."""
         lanes, threads = self.lanes(kernel), self.threads(kernel)
         per_thread = _ceil_div(self.neurons, threads // lanes) * _ceil_div(self.slots, lanes)
         return 5 * per_thread <= REGISTER_FILE // threads - RESERVED_REGISTERS[kernel]
