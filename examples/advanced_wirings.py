@@ -1,6 +1,6 @@
 """Train liquid networks on three advanced wirings and compare them with an AutoNCP baseline.
 
-    python examples/advanced_wirings.py               # ~1 minute on a 2-core CPU
+    python examples/advanced_wirings.py               # ~45 s on a 2-core CPU
     python examples/advanced_wirings.py --steps 600   # a longer run
 
 Task: from four input channels (slow, medium and fast sines plus noise), predict a delayed mix

@@ -1,6 +1,6 @@
 """Compare the recurrent cells on the digits task: CfC, LTC, CT-RNN, CT-GRU, ODE-LSTM and LSTM.
 
-    python examples/cell_comparison.py                    # every cell, 8 epochs, ~1 min (2 cores)
+    python examples/cell_comparison.py                    # every cell, 8 epochs, ~100 s on 2 cores
     python examples/cell_comparison.py --cells cfc ctgru  # a subset
     python examples/cell_comparison.py --wiring autoncp   # AutoNCP(32, 10) instead of dense
     python examples/cell_comparison.py --long             # 40 epochs

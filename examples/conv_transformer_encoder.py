@@ -1,6 +1,6 @@
 """Classify handwritten digits from the pooled embedding of a conv-transformer encoder.
 
-    python examples/conv_transformer_encoder.py                  # both poolings, under a minute
+    python examples/conv_transformer_encoder.py                  # both poolings, ~70 s (2 cores)
     python examples/conv_transformer_encoder.py --pooling mean   # one pooling
     python examples/conv_transformer_encoder.py --long           # D=64, 8 layers (~5 minutes)
 
@@ -9,7 +9,7 @@ Task (``ncps_mlx.datasets.load_digits_sequences``): scikit-learn's 8×8 digits a
 pattern: causal conv, attention, conv–attention fusion and feed-forward blocks) encodes each
 sequence; a linear head classifies its pooled embedding (``pooling="mean"`` or
 ``"attention"``). Training: cross-entropy, Adam with a cosine decay to 5 % of the learning
-rate, batches of 32 (``ncps_mlx.training.fit``). The script prints the layer pattern, the
+rate, batches of 32 (``ncps_mlx.training.fit_classifier``). The script prints the layer pattern, the
 parameter counts (the encoder's body checked against ``HybridBuilder.param_count``), and for
 each pooling the test accuracy and the seconds per epoch.
 """
@@ -83,7 +83,8 @@ def train_one(pooling: str, settings: dict, data, args) -> None:
         f"pooling={pooling:9} parameters {count(model):,} (body {body:,} = param_count), "
         f"test accuracy {100 * history.epochs[-1]['test_accuracy']:.1f}% "
         f"(best {100 * max(history.series('test_accuracy')):.1f}%), "
-        f"test loss {history.epochs[-1]['val_loss']:.3f}, {sum(seconds) / len(seconds):.2f} s/epoch"
+        f"test loss {history.epochs[-1]['test_loss']:.3f}, "
+        f"{sum(seconds) / len(seconds):.2f} s/epoch"
     )
 
 

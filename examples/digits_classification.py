@@ -1,15 +1,15 @@
 """Classify handwritten digits read row by row with a CfC and/or an LTC on an AutoNCP wiring.
 
-    python examples/digits_classification.py               # CfC and LTC, ~1 minute on 2 cores
-    python examples/digits_classification.py --cell cfc    # CfC only, ~10 seconds
-    python examples/digits_classification.py --long        # AutoNCP(64, 16), 80 epochs (~8 min)
+    python examples/digits_classification.py               # CfC and LTC, ~80 s on a 2-core CPU
+    python examples/digits_classification.py --cell cfc    # CfC only, ~15 s
+    python examples/digits_classification.py --long        # AutoNCP(64, 16), 80 epochs (~6 min)
 
 Task (``ncps_mlx.datasets.load_digits_sequences``): scikit-learn's 8×8 digits as sequences of
 8 rows (time steps) of 8 pixels; a ``SequenceClassifier`` reads the motor neurons' last output.
 Each cell is trained with ``ncps_mlx.training.fit`` (cross-entropy, Adam with a cosine decay to
 5 % of the learning rate, batches of 32) using the settings of ``ncps-mlx demo``
-(``ncps_mlx.apps.demo.SETTINGS``), except that the default run takes 20 epochs instead of 30 so both
-cells fit in a minute, and the LTC uses twice the learning rate (it learns more slowly). The
+(``ncps_mlx.apps.demo.SETTINGS``), except that the default run takes 20 epochs instead of 30 to
+keep it short, and the LTC uses twice the learning rate (it learns more slowly). The
 script prints each model's parameter count, test accuracy and seconds per epoch, and writes
 ``digits_<cell>_training.png`` (loss and test accuracy per epoch) to ``--out-dir`` (default
 ``examples_output/``).

@@ -11,7 +11,7 @@ training step, then a summary table.
 
 Commands:
 
-    python examples/hybrid_patterns.py                      # all patterns, 80 steps each
+    python examples/hybrid_patterns.py                      # all patterns, ~75 s (2 cores)
     python examples/hybrid_patterns.py --steps 3            # a quick smoke run
     python examples/hybrid_patterns.py --steps 300 --layers 6
     python examples/hybrid_patterns.py --patterns jamba_like cfc,attention,ffn

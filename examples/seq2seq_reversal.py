@@ -1,6 +1,6 @@
 """Sequence reversal with ``LiquidSeq2Seq``: a bidirectional CfC encoder, a transformer decoder.
 
-    python examples/seq2seq_reversal.py          # ~1 minute on a 2-core CPU
+    python examples/seq2seq_reversal.py          # ~65 s on a 2-core CPU
     python examples/seq2seq_reversal.py --long   # longer sequences, LTC encoder option, more data
 
 Each source is a sequence of 4–8 random digits (padded to 8, with a mask); the target is the

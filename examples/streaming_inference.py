@@ -1,6 +1,6 @@
 """Stream a long signal through a liquid and a hybrid model in chunks, with constant memory.
 
-    python examples/streaming_inference.py           # ~1 minute on a 2-core CPU
+    python examples/streaming_inference.py           # ~65 s on a 2-core CPU
     python examples/streaming_inference.py --long    # 10x longer streams (~10 min)
     python examples/streaming_inference.py --scale 0.01  # a quick check
 

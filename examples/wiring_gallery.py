@@ -1,6 +1,6 @@
 """Draw a small instance of every wiring class into one figure and print their sizes.
 
-    python examples/wiring_gallery.py                   # layered layout, a few seconds
+    python examples/wiring_gallery.py                   # layered layout, ~10 s on a 2-core CPU
     python examples/wiring_gallery.py --layout shell    # another layout (see --help)
     python examples/wiring_gallery.py --long            # also one plot per wiring
 

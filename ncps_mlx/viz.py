@@ -3,7 +3,8 @@
 :func:`wiring_graph` turns a :class:`~ncps_mlx.wirings.Wiring` into a ``networkx.DiGraph``;
 :func:`draw_wiring` draws it with matplotlib like ncps's ``Wiring.draw_graph`` (one call per
 neuron type and per polarity, not per node); :func:`save_wiring_plot` writes a PNG without
-touching pyplot's global state.
+touching pyplot's global state. The saved plots carry two legends: the neuron groups (their
+colours) and the synapse polarity (excitatory and inhibitory synapse colours).
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ import os
 
 import numpy as np
 
-__all__ = ["wiring_graph", "draw_wiring", "save_wiring_plot", "save_wiring_gallery", "LAYOUTS"]
+__all__ = [
+    "wiring_graph",
+    "draw_wiring",
+    "synapse_legend_handles",
+    "save_wiring_plot",
+    "save_wiring_gallery",
+    "LAYOUTS",
+]
 
 #: Layout names accepted by :func:`draw_wiring`; ``"layered"`` puts each neuron layer in a column.
 LAYOUTS = ("shell", "layered", "kamada", "circular", "random", "spring", "spectral", "spiral")
@@ -23,8 +31,10 @@ _DEFAULT_NEURON_COLORS = {
     "command": "tab:purple",
     "motor": "tab:orange",
 }
-_SPARE_COLORS = ("tab:cyan", "tab:brown", "tab:pink", "tab:gray", "tab:green", "tab:red")
+# Neither green nor red: those are the synapse colours, and the legend tells them apart.
+_SPARE_COLORS = ("tab:cyan", "tab:brown", "tab:pink", "tab:gray", "gold", "navy", "teal")
 _DEFAULT_SYNAPSE_COLORS = {"excitatory": "tab:green", "inhibitory": "tab:red"}
+_GALLERY_HEADER = 0.4  # inches above a gallery's panels for its synapse legend
 
 
 def wiring_graph(wiring, include_sensory_neurons: bool = True):
@@ -86,6 +96,7 @@ def draw_wiring(
     ax=None,
     seed: int = 0,
     node_size: float = 300,
+    legend: bool = False,
 ):
     """Draw ``wiring`` with matplotlib and return legend handles (like ncps's ``draw_graph``).
 
@@ -93,16 +104,50 @@ def draw_wiring(
         wiring: A built :class:`~ncps_mlx.wirings.Wiring`.
         layout: One of :data:`LAYOUTS`.
         neuron_colors: ``{neuron_type: color}``; missing types get defaults (sensory olive,
-            inter blue, command purple, motor orange, other groups from a spare palette).
-        synapse_colors: One color for all synapses, or ``{"excitatory": c, "inhibitory": c}``.
+            inter blue, command purple, motor orange, other groups from a spare palette
+            without the synapse colours green and red).
+        synapse_colors: One color for all synapses, or ``{"excitatory": c, "inhibitory": c}``
+            (default: excitatory green, inhibitory red).
         draw_labels: Whether to print node names.
         ax: Matplotlib axes to draw on (default: ``plt.gca()``).
         seed: Seed of the randomised layouts (``random``, ``spring``).
         node_size: Marker size of the neurons.
+        legend: Also draw two legends right of the axes, as :func:`save_wiring_plot` does:
+            the neuron groups at the top (``ax.get_legend()``), the synapse polarity at the
+            bottom.
 
     Returns:
-        A list of ``matplotlib.patches.Patch``, one per neuron type present, for ``legend``.
+        A list of ``matplotlib.patches.Patch``, one per neuron type present, for ``legend``
+        (as ncps returns; :func:`synapse_legend_handles` gives the polarity entries).
     """
+    ax = _axes(ax)
+    neuron_handles, synapse_handles = _draw(
+        wiring, layout, neuron_colors, synapse_colors, draw_labels, ax, seed, node_size
+    )
+    if legend:
+        _add_legends(ax, neuron_handles, synapse_handles)
+    return neuron_handles
+
+
+def synapse_legend_handles(wiring, synapse_colors: str | dict | None = None) -> list:
+    """Legend entries (``matplotlib.lines.Line2D``) for the synapse colours of ``wiring``.
+
+    One entry per polarity present (``"Excitatory synapses"``, ``"Inhibitory synapses"``), or a
+    single ``"Synapses"`` entry when both polarities share one colour.
+    """
+    return _synapse_handles(wiring_graph(wiring), _synapse_colors(synapse_colors))
+
+
+def _axes(ax):
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        return plt.gca()
+    return ax
+
+
+def _draw(wiring, layout, neuron_colors, synapse_colors, draw_labels, ax, seed, node_size):
+    """Draw the graph on ``ax``; return the neuron-group and the synapse-polarity handles."""
     import matplotlib.patches as mpatches
     import networkx as nx
 
@@ -113,10 +158,6 @@ def draw_wiring(
         raise TypeError(
             f"neuron_colors must be a dict of neuron_type -> color, got {neuron_colors!r}"
         )
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        ax = plt.gca()
     graph = wiring_graph(wiring)
     positions = _layout(graph, layout, seed)
     nodes_by_type: dict[str, list[str]] = {}
@@ -139,23 +180,52 @@ def draw_wiring(
     if draw_labels:
         nx.draw_networkx_labels(graph, positions, ax=ax)
     ax.set_axis_off()
-    return handles
+    return handles, _synapse_handles(graph, synapse_colors)
+
+
+def _synapse_handles(graph, synapse_colors: dict) -> list:
+    from matplotlib.lines import Line2D
+
+    present = {polarity for _, _, polarity in graph.edges(data="polarity")}
+    if not present:
+        return []
+    if synapse_colors["excitatory"] == synapse_colors["inhibitory"]:
+        return [Line2D([], [], color=synapse_colors["excitatory"], label="Synapses")]
+    return [
+        Line2D([], [], color=synapse_colors[polarity], label=f"{polarity.capitalize()} synapses")
+        for polarity in ("excitatory", "inhibitory")
+        if polarity in present
+    ]
+
+
+def _add_legends(ax, neuron_handles, synapse_handles) -> None:
+    """Right of ``ax``: the neuron groups at the top (``ax.get_legend()``), the synapse
+    polarity at the bottom."""
+    if synapse_handles:
+        polarity = ax.legend(
+            handles=synapse_handles,
+            loc="lower left",
+            bbox_to_anchor=(1.0, 0.0),
+            frameon=False,
+        )
+        ax.add_artist(polarity)  # the next ax.legend() replaces ax.get_legend(), not this one
+    ax.legend(handles=neuron_handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
 
 
 def save_wiring_plot(
     wiring, path: str | os.PathLike, figsize=(8, 6), dpi: int = 100, **draw_kwargs
 ) -> None:
-    """Draw ``wiring`` with a legend into a new figure and save it to ``path`` (PNG, SVG, PDF...).
+    """Draw ``wiring`` with its legends into a new figure and save it to ``path`` (PNG, SVG...).
 
     Uses ``matplotlib.figure.Figure`` directly, so it works headless and leaves pyplot alone.
-    ``draw_kwargs`` go to :func:`draw_wiring`.
+    ``draw_kwargs`` go to :func:`draw_wiring`. Beside the graph, ``ax.get_legend()`` names the
+    neuron groups and a second legend below it the synapse polarity (by colour).
     """
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=figsize, dpi=dpi)
     ax = figure.add_subplot()
-    handles = draw_wiring(wiring, ax=ax, **draw_kwargs)
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    draw_wiring(wiring, ax=ax, legend=True, **draw_kwargs)
     ax.set_title(f"{type(wiring).__name__}: {wiring.units} neurons, {wiring.input_dim} inputs")
     figure.tight_layout()
     figure.savefig(path)
@@ -179,6 +249,9 @@ def save_wiring_gallery(
         dpi: Resolution of raster formats.
         **draw_kwargs: Passed to :func:`draw_wiring` (e.g. ``layout="layered"``,
             ``node_size=60``).
+
+    Each panel's legend (``ax.get_legend()``, below it) names its neuron groups; one legend
+    at the top of the figure (``figure.legends[0]``) gives the synapse polarity colours.
     """
     from matplotlib.figure import Figure
 
@@ -188,10 +261,14 @@ def save_wiring_gallery(
         raise ValueError(f"columns must be >= 1, got {columns!r}")
     columns = min(int(columns), len(wirings))
     rows = -(-len(wirings) // columns)
-    figure = Figure(figsize=(panel_size[0] * columns, panel_size[1] * rows), dpi=dpi)
+    height = panel_size[1] * rows
+    figure = Figure(figsize=(panel_size[0] * columns, height + _GALLERY_HEADER), dpi=dpi)
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    polarity = {}  # label -> handle, over all panels
     for ax, (title, wiring) in zip(axes, wirings.items(), strict=False):
         handles = draw_wiring(wiring, ax=ax, **draw_kwargs)
+        for handle in synapse_legend_handles(wiring, draw_kwargs.get("synapse_colors")):
+            polarity.setdefault(handle.get_label(), handle)
         ax.set_title(
             f"{title}\n{wiring.units} neurons, {wiring.synapse_count} synapses", fontsize=9
         )
@@ -206,7 +283,11 @@ def save_wiring_gallery(
         )
     for ax in axes[len(wirings) :]:
         ax.set_axis_off()
-    figure.tight_layout()
+    if polarity:  # the same colours in every panel: one legend for all, above the panels
+        figure.legend(
+            handles=list(polarity.values()), loc="upper center", ncols=len(polarity), frameon=False
+        )
+    figure.tight_layout(rect=(0, 0, 1, height / (height + _GALLERY_HEADER)))
     figure.savefig(path)
 
 

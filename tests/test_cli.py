@@ -1,5 +1,7 @@
-"""The ncps-mlx command line: demo, wiring and hybrid commands, exit code 2 on bad input."""
+"""The ncps-mlx command line: its commands, help texts, checks and exit code 2 on bad input
+(the table of bad invocations through the installed entry point: test_cli_errors.py)."""
 
+import argparse
 import json
 import re
 import subprocess
@@ -9,6 +11,10 @@ import pytest
 from mlx.utils import tree_flatten
 
 from ncps_mlx.apps import cli
+from ncps_mlx.apps.parsing import CommandParser, one_line
+from ncps_mlx.explore import Architecture, ResultsStore
+from ncps_mlx.explore.codegen import export_module
+from ncps_mlx.explore.tasks import get_task
 from ncps_mlx.hybrid import HybridBuilder
 from ncps_mlx.wirings import AutoNCP, Wiring
 from ncps_mlx.wirings.gallery import example_wirings
@@ -63,7 +69,7 @@ def test_wiring_command_parses_json_values(capsys):
         (["wiring", "AutoNCP", "units=28", "outputs=4", "--input-dim", "3"], "outputs"),
         (
             ["wiring", "AutoNCP", "units=28", "output_size=4", "--input-dim", "0"],
-            "input_dim must be >= 1",
+            "--input-dim must be >= 1, got 0",
         ),
         (["wiring", "AutoNCP", "units=28", "output_size=4"], "--input-dim"),
         (["frobnicate"], "invalid choice"),
@@ -179,9 +185,9 @@ def test_hybrid_command_masks_projections_with_a_saved_wiring(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["hybrid", "mamba", "transformer"], "unknown layer types ['transformer']"),
+        (["hybrid", "mamba", "transformer"], "['transformer']"),
         (["hybrid", "mamba", "heads=4"], "unknown options ['heads']"),
-        (["hybrid", "mamba", "--hidden-size", "0"], "hidden_size must be >= 1"),
+        (["hybrid", "mamba", "--hidden-size", "0"], "--hidden-size must be >= 1, got 0"),
         (["hybrid", "mamba", "--wiring", "missing.json"], "--wiring"),
         (["hybrid", "mamba", "--frob"], "unrecognized arguments: --frob"),
         (["wiring", "AutoNCP", "units=28", "--input-dim", "3", "--frob"], "--frob"),
@@ -204,23 +210,21 @@ def test_bad_arguments_of_every_command_give_one_line_and_exit_code_2(argv, mess
     assert len(err.strip().splitlines()) == 1 and message in err
 
 
-def test_unwritable_output_gives_one_line_and_exit_code_1(tmp_path, capsys):
-    argv = [
-        "wiring",
-        "AutoNCP",
-        "units=28",
-        "output_size=4",
-        "--input-dim",
-        "16",
-        "--plot",
-        str(tmp_path / "missing" / "x.png"),
-    ]
-    assert cli.main(argv) == 1
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "No such file" in err
+def test_unwritable_output_is_refused_before_any_work_with_exit_code_2(tmp_path, capsys):
+    plot, saved = tmp_path / "missing" / "x.png", tmp_path / "ok.json"
+    argv = ["wiring", "AutoNCP", "units=28", "output_size=4", "--input-dim", "16"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*argv, "--save", str(saved), "--plot", str(plot)])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and not saved.exists()
+    assert captured.err == (
+        f"ncps-mlx wiring: error: --plot: cannot write {str(plot)!r}: directory "
+        f"{str(plot.parent)!r} does not exist (see ncps-mlx wiring --help)\n"
+    )
 
 
-@pytest.mark.parametrize("command", ["demo", "wiring", "hybrid"])
+@pytest.mark.parametrize("command", ["demo", "wiring", "hybrid", "explore", "bench"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main([command, "--help"])
@@ -243,3 +247,137 @@ def test_demo_reaches_90_percent_test_accuracy_in_its_default_setting(tmp_path):
     assert "epoch 30/30" in result.stderr and "test_accuracy=" in result.stderr  # progress bar
     for name in ("demo_wiring.png", "demo_training.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+# ---------------------------------------------------------------------------- help texts
+def _arguments_of(parser, path=()):
+    """``(command path, argparse action)`` for every argument of every (sub-)command."""
+    for action in parser._actions:
+        yield path, action
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:  # the sub-commands' one-line helps
+                yield (*path, choice.dest), choice
+            for name, sub in action.choices.items():
+                yield from _arguments_of(sub, (*path, name))
+
+
+def test_every_option_of_every_command_has_help_text():
+    arguments = list(_arguments_of(cli.build_parser()))
+    commands = {" ".join(path) for path, _ in arguments}
+    assert {"demo", "wiring", "hybrid", "bench", "explore export", "explore search"} <= commands
+    undocumented = [
+        f"{' '.join(path)}: {action.option_strings or action.dest}"
+        for path, action in arguments
+        if not action.help
+    ]
+    assert undocumented == []
+
+
+# ---------------------------------------------------------------------------- output checks
+def test_output_paths_and_plot_formats_are_checked_without_creating_anything(tmp_path, capsys):
+    parser = CommandParser(prog="ncps-mlx test")
+    a_file = tmp_path / "a.txt"
+    a_file.write_text("x")
+    new_folder = tmp_path / "new" / "deeper"
+    assert parser.output_path(str(new_folder), "--out", kind="dir") == str(new_folder)
+    assert not (tmp_path / "new").exists()
+    assert parser.output_path(str(tmp_path / "p.PDF"), "--plot", kind="plot") == str(
+        tmp_path / "p.PDF"
+    )
+    assert parser.output_path(None, "--save") is None
+    refused = [
+        (a_file / "sub", "dir", f"{str(a_file)!r} is not a directory"),
+        (tmp_path, "file", "it is a directory"),
+        (tmp_path / "missing" / "x.json", "file", "does not exist"),
+        (tmp_path / "x.docx", "plot", "unknown plot format 'docx'; use one of "),
+        (tmp_path / "x", "plot", "unknown plot format '(no suffix)'"),
+    ]
+    for path, kind, problem in refused:
+        with pytest.raises(SystemExit) as exit_info:
+            parser.output_path(str(path), "--opt", kind=kind)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"ncps-mlx test: error: --opt: cannot write {str(path)!r}: ")
+        assert problem in err and err.count("\n") == 1
+
+
+def test_multi_line_messages_become_one_line():
+    assert one_line("first\n\n  second  \nthird") == "first; second; third"
+
+
+# ---------------------------------------------------------------------------- wiring --load
+def test_a_saved_wiring_is_inspected_and_plotted_with_load_or_at_file(tmp_path, capsys):
+    wiring = AutoNCP(28, 4, seed=2)
+    wiring.build(16)
+    wiring.save(tmp_path / "ncp.json")
+    plot = tmp_path / "ncp.svg"
+    assert cli.main(["wiring", "--load", str(tmp_path / "ncp.json"), "--plot", str(plot)]) == 0
+    assert capsys.readouterr().out == f"{cli.wiring_summary(wiring)}\nwrote plot to {plot}\n"
+    assert "<svg" in plot.read_text()
+    assert cli.main(["wiring", f"@{tmp_path / 'ncp.json'}"]) == 0
+    assert capsys.readouterr().out == cli.wiring_summary(wiring) + "\n"
+
+
+def test_an_ncps_config_loads_unbuilt_and_builds_with_input_dim(tmp_path, capsys):
+    config = {"units": 12, "output_size": 3, "sparsity_level": 0.5, "seed": 4}
+    (tmp_path / "auto.json").write_text(json.dumps(config))  # ncps 1.0.1's AutoNCP.get_config()
+    assert cli.main(["wiring", "--load", str(tmp_path / "auto.json")]) == 0
+    assert "input_dim=None" in capsys.readouterr().out
+    saved = tmp_path / "ours.json"
+    argv = ["wiring", "--load", str(tmp_path / "auto.json"), "--input-dim", "5"]
+    assert cli.main([*argv, "--save", str(saved)]) == 0
+    expected = AutoNCP(12, 3, sparsity_level=0.5, seed=4)
+    expected.build(5)
+    assert repr(expected) in capsys.readouterr().out
+    assert (Wiring.load(saved).sensory_adjacency_matrix == expected.sensory_adjacency_matrix).all()
+
+
+# ---------------------------------------------------------------------------- hybrid
+def test_named_patterns_in_a_layer_list_stand_for_one_cycle_of_them(capsys):
+    argv = ["hybrid", "jamba_like", "mamba", "--embed-size", "8", "--hidden-size", "32"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    built = HybridBuilder.build(["mamba", "attention", "mamba"], 8, 32)
+    assert "Layers: 3 (mamba, attention, mamba)" in out
+    assert f"Parameters: {sum(v.size for _, v in tree_flatten(built.parameters())):,}" in out
+
+
+def test_a_resampled_wiring_is_one_note_line_on_stderr(tmp_path, capsys):
+    wiring = AutoNCP(22, 4, seed=1)
+    wiring.build(22)
+    wiring.save(tmp_path / "ncp22.json")
+    argv = ["hybrid", "mamba", "ffn", "--embed-size", "8", "--hidden-size", "64"]
+    assert cli.main([*argv, "--wiring", str(tmp_path / "ncp22.json")]) == 0
+    captured = capsys.readouterr()
+    assert "Parameters:" in captured.out
+    [note] = captured.err.splitlines()
+    assert note.startswith("ncps-mlx hybrid: note: ") and "from 22 to 64 units" in note
+
+
+# ---------------------------------------------------------------------------- explore export --rank
+@pytest.fixture
+def ranked_store(tmp_path):
+    """A results store whose digits leaderboard is row 2, row 3, row 1 (best first)."""
+    db = tmp_path / "ranked.db"
+    architectures = [Architecture(pattern, 16) for pattern in (("mamba",), ("ffn",), ("gla",))]
+    with ResultsStore(db) as store:
+        for architecture, accuracy in zip(architectures, (0.5, 0.9, 0.7), strict=True):
+            row = store.add_architecture(architecture)
+            store.add_result(row, "digits", "accuracy", accuracy, True, params=100, seconds=1.0)
+    return db, architectures
+
+
+@pytest.mark.parametrize("rank_argv,index", [([], 1), (["--rank", "2"], 2), (["--rank", "3"], 0)])
+def test_explore_export_writes_the_architecture_of_a_rank(rank_argv, index, ranked_store, tmp_path):
+    db, architectures = ranked_store
+    out = tmp_path / "best.py"
+    assert cli.main(["explore", "export", *rank_argv, "--db", str(db), "--out", str(out)]) == 0
+    task = get_task("digits")
+    assert out.read_text() == export_module(architectures[index], task.input_size, task.num_classes)
+
+
+def test_explore_export_refuses_a_rank_beyond_the_leaderboard(ranked_store, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["explore", "export", "--rank", "4", "--db", str(ranked_store[0])])
+    assert exit_info.value.code == 2
+    assert "--rank 4: the 'digits' leaderboard has 3 rows" in capsys.readouterr().err

@@ -105,7 +105,7 @@ def test_conv_transformer_pattern_cycles_conv_attention_fusion_ffn():
     assert pattern == ["conv", "attention", "conv_attention", "ffn", "conv", "attention"]
     assert shared == ()
     assert HybridBuilder.visualize(pattern[:4]) == (
-        "Layer pattern: C → A → X → F\nLegend: A=attention, C=conv, F=ffn, X=conv_attention"
+        "Layer pattern: V → A → X → F\nLegend: A=attention, F=ffn, V=conv, X=conv_attention"
     )
 
 

@@ -7,7 +7,7 @@ import pytest
 from mlx.utils import tree_flatten
 from training import train
 
-from ncps_mlx.hybrid import HybridBuilder, HybridModel, WiredLinear
+from ncps_mlx.hybrid import HybridBuilder, HybridModel, WiredLinear, expand_layers
 from ncps_mlx.wirings import AttentionWiring, AutoNCP
 
 E, H = 6, 32
@@ -33,6 +33,26 @@ def parameter_count(model) -> int:
 def test_visualize_draws_the_pattern_with_a_legend():
     text = HybridBuilder.visualize(["mamba", "attention", "gla", "ffn"])
     assert text == "Layer pattern: M → A → G → F\nLegend: A=attention, F=ffn, G=gla, M=mamba"
+
+
+def test_every_layer_type_has_its_own_letter_and_the_legend_explains_each():
+    text = HybridBuilder.visualize(EVERY_LAYER)
+    assert text == (
+        "Layer pattern: M → A → G → R → F → K → V → X → C → L\n"
+        "Legend: A=attention, C=cfc, F=ffn, G=gla, K=kan, L=ltc, M=mamba, R=rwkv, V=conv, "
+        "X=conv_attention"
+    )
+    codes = [HybridBuilder._registry[name].code for name in HybridBuilder.layer_types()]
+    assert len(set(codes)) == len(codes)
+    for name in EVERY_LAYER:  # a one-layer diagram explains its letter too
+        code = HybridBuilder._registry[name].code
+        assert HybridBuilder.visualize([name]) == f"Layer pattern: {code}\nLegend: {code}={name}"
+
+
+def test_visualize_takes_named_patterns_like_build():
+    assert HybridBuilder.visualize("zamba_like") == (
+        "Layer pattern: M → M → A\nLegend: A=attention, M=mamba"
+    )
 
 
 @pytest.mark.parametrize("layer", EVERY_LAYER)
@@ -135,16 +155,91 @@ def test_a_wiring_masks_every_projection_and_a_dict_targets_layer_types():
 
 
 def test_unknown_layers_options_and_patterns_list_the_valid_ones():
-    with pytest.raises(ValueError, match="unknown layer types \\['lstm'\\]; valid: .*mamba"):
+    with pytest.raises(ValueError, match=r"unknown layer types or patterns \['lstm'\]") as error:
         HybridBuilder.build(["mamba", "lstm"], E, H)
+    assert "build_pattern" in str(error.value)
+    assert str(HybridBuilder.layer_types()) in str(error.value)
+    assert str(list(HybridBuilder.PATTERNS)) in str(error.value)
     with pytest.raises(
         ValueError, match="unknown options \\['mamba_heads'\\]; valid: .*mamba_state_size"
     ):
         HybridBuilder.build(["mamba"], E, H, mamba_heads=2)
     with pytest.raises(ValueError, match="unknown pattern 'jamba'; valid: .*jamba_like"):
         HybridBuilder.build_pattern("jamba", 4, E, H)
-    with pytest.raises(ValueError, match="pattern"):
-        HybridBuilder.build("mamba", E, H)
+    with pytest.raises(ValueError, match="non-empty list"):
+        HybridBuilder.build([], E, H)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"shared": "attention"}, TypeError, "shared must be a list or tuple"),
+        ({"shared": ("attn",)}, ValueError, r"shared: unknown layer types \['attn'\]"),
+        ({"wiring": {"attn": AutoNCP(20, 4)}}, ValueError, r"wiring: unknown layer types"),
+        ({"wiring": {"ffn": "dense"}}, TypeError, r"wiring\['ffn'\] must be a Wiring, got str"),
+        ({"wiring": 3}, TypeError, "wiring must be a Wiring or a dict of Wirings"),
+    ],
+)
+def test_sharing_and_wiring_arguments_are_checked_by_name(options, error, match):
+    with pytest.raises(error, match=match):
+        HybridBuilder.build(["attention", "ffn"], E, H, **SMALL, **options)
+    with pytest.raises(error, match=match):
+        HybridBuilder.param_count(["attention", "ffn"], E, H, **SMALL, **options)
+
+
+# ---- named patterns where a layer list is expected -------------------------------------------
+
+
+def test_expand_layers_expands_pattern_names_to_one_cycle_in_place():
+    assert expand_layers("jamba_like") == ["mamba", "attention"]
+    assert expand_layers("zamba_like") == ["mamba", "mamba", "attention"]
+    assert expand_layers("ssm_stack") == ["mamba"]
+    assert expand_layers("conv_transformer") == ["conv", "attention", "conv_attention", "ffn"]
+    assert expand_layers("mamba") == ["mamba"]
+    assert expand_layers(["ffn", "jamba_like", "jamba_like", "cfc"]) == [
+        "ffn",
+        "mamba",
+        "attention",
+        "mamba",
+        "attention",
+        "cfc",
+    ]
+    assert expand_layers(("rwkv", "gla")) == ["rwkv", "gla"]
+
+
+@pytest.mark.parametrize("name", HybridBuilder.PATTERNS)
+def test_one_cycle_of_each_pattern_is_its_named_pattern_of_that_length(name):
+    layers = expand_layers(name)
+    assert HybridBuilder.named_pattern(name, len(layers))[0] == layers
+    assert HybridBuilder.named_pattern(name, 2 * len(layers))[0] == expand_layers([name] * 2)
+
+
+@pytest.mark.parametrize(
+    "spec", ["jamba", ["mamba", "lstm"], [], "", ["mamba", 3], 3, None, {"mamba": 1}]
+)
+def test_expand_layers_refuses_anything_else_naming_patterns_layer_types_and_build_pattern(spec):
+    with pytest.raises(ValueError) as error:
+        expand_layers(spec)
+    message = str(error.value)
+    assert "build_pattern" in message
+    assert all(name in message for name in HybridBuilder.PATTERNS)
+    assert all(name in message for name in HybridBuilder.layer_types())
+
+
+def test_build_and_param_count_accept_named_patterns_where_a_layer_list_is_expected():
+    model = HybridBuilder.build("jamba_like", E, H, **SMALL)
+    assert model.pattern == ["mamba", "attention"]
+    mixed = HybridBuilder.build(["ffn", "jamba_like"], E, H, **SMALL)
+    assert mixed.pattern == ["ffn", "mamba", "attention"]
+    expected = parameter_count(HybridBuilder.build(["ffn", "mamba", "attention"], E, H, **SMALL))
+    assert parameter_count(mixed) == expected
+    assert HybridBuilder.param_count(["ffn", "jamba_like"], E, H, **SMALL) == expected
+
+
+def test_a_layer_type_cannot_take_a_pattern_name():
+    with pytest.raises(ValueError, match="not a pattern name"):
+        HybridBuilder.register("jamba_like", "J", HybridBuilder._registry["ffn"].factory)
+    assert "jamba_like" not in HybridBuilder.layer_types()
 
 
 def test_users_can_register_their_own_layer_type():
@@ -219,3 +314,16 @@ def test_opt_in_finite_checks_report_nan_inputs_of_a_hybrid_model():
     assert mx.isnan(model(x)[0]).any().item()  # off by default: NaN propagates
     with finite_checks(), pytest.raises(NonFiniteError, match=r"x\[0, 2, 1\] is nan"):
         model(x)
+
+
+def test_one_layer_is_built_and_refused_exactly_as_in_a_stack():
+    layer = HybridBuilder.layer("attention", H, attention_num_heads=2, mamba_state_size=4)
+    stack = HybridBuilder.build(["attention"], E, H, attention_num_heads=2)
+    assert parameter_count(layer) == parameter_count(stack.layers[0])
+    assert (layer.num_heads, layer.head_dim) == (2, H // 2)
+    with pytest.raises(ValueError) as alone:
+        HybridBuilder.layer("gla", H, gla_num_heads=3)
+    with pytest.raises(ValueError) as stacked:
+        HybridBuilder.build(["gla"], E, H, gla_num_heads=3)
+    assert str(alone.value) == str(stacked.value)
+    assert str(alone.value).startswith("gla layer: hidden_size (32) must be divisible by gla_num")

@@ -1,5 +1,6 @@
 """The example and benchmark scripts run (short settings), so the README's commands stay true."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -104,10 +105,18 @@ def test_conv_transformer_example_compares_poolings():
     assert "pooling=mean" in out and "pooling=attention" in out and "test accuracy" in out
 
 
-def test_quantized_inference_example_prints_a_row_per_variant():
+def test_quantized_inference_example_prints_a_row_per_variant_and_explains_cpu_speed():
+    import mlx.core as mx
+
     out = run("examples/quantized_inference.py", "--length", "4", "--repeats", "1")
     for variant in ("float16", "bfloat16", "8-bit", "4-bit + float16"):
         assert sum(line.startswith(f"| {variant:<16}|") for line in out.splitlines()) == 2
+    explained = "Why some rows are slower than float32" in out
+    assert explained == (mx.default_device().type == mx.DeviceType.cpu)
+    if explained:  # the measured ratios of both models, and where the formats are fast
+        note = " ".join(out.split("Why some rows")[1].split())
+        assert re.search(r"4-bit \+ float16: CfC \d+\.\dx, hybrid \d+\.\dx", note)
+        assert "Apple GPU" in note
 
 
 def test_cell_comparison_example_prints_a_row_per_cell():

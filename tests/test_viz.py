@@ -1,4 +1,9 @@
-"""Graph export and plots: node/edge counts equal synapse counts, PNGs are written."""
+"""Graph export and plots: node/edge counts equal synapse counts, PNGs are written, legends
+name the neuron groups and the synapse polarity, and plot labels use the progress bar's names."""
+
+import dataclasses
+import re
+from collections import Counter
 
 import matplotlib
 
@@ -8,6 +13,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.legend import Legend  # noqa: E402
 
 from ncps_mlx import viz, wirings
 from ncps_mlx.wirings import NCP, AutoNCP, FullyConnected, Random, Wiring
@@ -151,3 +159,125 @@ def test_save_wiring_gallery_rejects_bad_arguments(kwargs, match, tmp_path):
     arguments = {"wirings": {"a": built(AutoNCP(8, 2))}, "path": tmp_path / "g.png", **kwargs}
     with pytest.raises(ValueError, match=match):
         viz.save_wiring_gallery(**arguments)
+
+
+# ---------------------------------------------------------------- legends
+
+
+NCP_GROUPS = ["Sensory neurons", "Inter neurons", "Command neurons", "Motor neurons"]
+POLARITIES = ["Excitatory synapses", "Inhibitory synapses"]
+
+
+def texts(legend) -> list[str]:
+    return [text.get_text() for text in legend.get_texts()]
+
+
+def other_legends(ax) -> list:
+    """The legends drawn on ``ax`` besides ``ax.get_legend()``."""
+    legends = [child for child in ax.get_children() if isinstance(child, Legend)]
+    return [legend for legend in legends if legend is not ax.get_legend()]
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """The figures passed to ``Figure.savefig``, in order."""
+    figures = []
+    original = Figure.savefig
+
+    def spy(figure, *args, **kwargs):
+        figures.append(figure)
+        return original(figure, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    return figures
+
+
+def test_saved_wiring_plot_has_a_legend_of_neuron_groups_and_one_of_synapse_polarity(
+    tmp_path, saved_figures
+):
+    viz.save_wiring_plot(built(AutoNCP(24, 4), input_dim=8), tmp_path / "a.png", layout="layered")
+    ax = saved_figures[0].axes[0]
+    assert texts(ax.get_legend()) == NCP_GROUPS
+    assert [texts(legend) for legend in other_legends(ax)] == [POLARITIES]
+
+
+def test_the_polarity_legend_gives_the_colours_the_synapses_are_drawn_in():
+    wiring = built(AutoNCP(16, 2), input_dim=4)
+    ax = Figure().add_subplot()
+    wiring.draw_graph(layout="layered", ax=ax, legend=True)
+    (legend,) = other_legends(ax)
+    color_of = {
+        text.get_text(): to_hex(line.get_color())
+        for text, line in zip(legend.get_texts(), legend.get_lines(), strict=True)
+    }
+    signs = np.concatenate([wiring.synapses()[2], wiring.sensory_synapses()[2]])
+    drawn = Counter(to_hex(arrow.get_edgecolor()) for arrow in ax.patches)  # one per synapse
+    assert drawn == {
+        color_of["Excitatory synapses"]: int((signs > 0).sum()),
+        color_of["Inhibitory synapses"]: int((signs < 0).sum()),
+    }
+    assert color_of["Excitatory synapses"] != color_of["Inhibitory synapses"]
+
+
+def test_the_polarity_legend_lists_only_the_polarities_present_and_merges_one_colour():
+    wiring = Wiring(3)
+    wiring.add_synapses([0, 1], [1, 2], [1, 1])
+    wiring.build(2)
+    wiring.add_sensory_synapse(0, 0, 1)
+    assert [h.get_label() for h in viz.synapse_legend_handles(wiring)] == ["Excitatory synapses"]
+    gray = viz.synapse_legend_handles(built(FullyConnected(4)), synapse_colors="gray")
+    assert [(h.get_label(), h.get_color()) for h in gray] == [("Synapses", "gray")]
+
+
+def test_draw_graph_draws_no_legend_unless_asked_and_returns_the_ncps_handles():
+    wiring = built(AutoNCP(16, 2))
+    ax = Figure().add_subplot()
+    handles = wiring.draw_graph(ax=ax)
+    assert ax.get_legend() is None and other_legends(ax) == []
+    assert [h.get_label() for h in handles] == NCP_GROUPS
+
+
+def test_gallery_panels_name_their_groups_and_the_figure_names_the_polarity(
+    tmp_path, saved_figures
+):
+    gallery = example_wirings()
+    viz.save_wiring_gallery(gallery, tmp_path / "g.png", layout="layered", node_size=40)
+    (figure,) = saved_figures
+    assert [texts(legend) for legend in figure.legends] == [POLARITIES]
+    for ax, wiring in zip(figure.axes, gallery.values(), strict=False):
+        groups = {f"{viz._readable(kind)} neurons" for kind in wiring.neuron_types().tolist()}
+        assert set(texts(ax.get_legend())) == {"Sensory neurons"} | groups
+
+
+@pytest.mark.parametrize("name", list(example_wirings()))
+def test_neuron_group_colours_never_reuse_the_synapse_colours(name):
+    wiring = example_wirings()[name]
+    handles = wiring.draw_graph(ax=Figure().add_subplot(), layout="layered")
+    synapse_colors = {to_hex(h.get_color()) for h in viz.synapse_legend_handles(wiring)}
+    assert {to_hex(h.get_facecolor()) for h in handles}.isdisjoint(synapse_colors)
+
+
+# ---------------------------------------------------------------- names in the demo
+
+
+def test_demo_plot_labels_are_the_names_in_its_progress_bar(tmp_path, capsys, saved_figures):
+    import mlx.core as mx
+
+    from ncps_mlx.apps.demo import save_training_curve
+    from ncps_mlx.datasets import load_digits_sequences
+    from ncps_mlx.sequence import CfC
+    from ncps_mlx.training import SequenceClassifier, fit_classifier
+
+    data = load_digits_sequences()
+    data = dataclasses.replace(data, x_train=data.x_train[:64], y_train=data.y_train[:64])
+    mx.random.seed(0)
+    model = SequenceClassifier(CfC(8, AutoNCP(16, 10)), data.num_classes)
+    history = fit_classifier(model, data, 1, 0.005, progress=True)
+    bar_names = set(re.findall(r"(\w+)=", capsys.readouterr().err))
+    save_training_curve(history, str(tmp_path / "curve.png"), "title")
+    loss_ax, accuracy_ax = saved_figures[0].axes
+    plotted = [text.replace(" ", "_") for text in texts(loss_ax.get_legend())]
+    plotted.append(accuracy_ax.get_title().replace(" ", "_"))
+    assert plotted == ["train_loss", "test_loss", "test_accuracy"]
+    assert set(plotted) <= bar_names and set(plotted) <= set(history.epochs[-1])
+    assert not any(name.startswith("val") for name in bar_names)  # the held-out set is "test"

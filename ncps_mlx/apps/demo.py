@@ -34,7 +34,8 @@ class DemoResult:
 
     Attributes:
         test_accuracy: Share of test digits classified correctly after training.
-        history: The training :class:`~ncps_mlx.training.History` (``test_accuracy`` per epoch).
+        history: The training :class:`~ncps_mlx.training.History` (``train_loss``,
+            ``test_loss`` and ``test_accuracy`` per epoch).
         wiring_plot: Path of the wiring plot (PNG).
         curve_plot: Path of the training-curve plot (PNG).
         model: The trained :class:`~ncps_mlx.training.classifier.SequenceClassifier`.
@@ -48,14 +49,15 @@ class DemoResult:
 
 
 def save_training_curve(history: History, path: str, title: str) -> None:
-    """Plot training loss and test accuracy per epoch side by side into ``path``."""
+    """Plot the training and test loss and the test accuracy per epoch side by side into
+    ``path``; the labels are the progress bar's names (``train_loss`` is "train loss")."""
     from matplotlib.figure import Figure
 
     epochs = history.series("epoch")
     figure = Figure(figsize=(9, 3.5), dpi=100)
     loss_ax, accuracy_ax = figure.subplots(1, 2)
-    loss_ax.plot(epochs, history.series("train_loss"), label="train")
-    loss_ax.plot(epochs, history.series("val_loss"), label="test")
+    for key in ("train_loss", "test_loss"):
+        loss_ax.plot(epochs, history.series(key), label=key.replace("_", " "))
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", yscale="log", title="loss")
     loss_ax.legend(frameon=False)
     accuracy_ax.plot(epochs, [100 * a for a in history.series("test_accuracy")])

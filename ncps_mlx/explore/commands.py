@@ -1,12 +1,22 @@
 """``ncps-mlx explore init|dream|search|leaderboard|export|dedup`` (see :mod:`ncps_mlx.apps.cli`).
 
 Every action takes ``--db PATH`` (default ``ncps_explore.db`` in the working directory). A
-corrupt or foreign database file is a one-line error (exit code 2).
+missing, corrupt or foreign database file, an unwritable path and a bad value are one-line
+errors (exit code 2), reported through the CLI's parser (``parser_class`` of
+:func:`add_explore`).
 """
 
 from __future__ import annotations
 
-import argparse
+import os
+
+from .._validation import _SEED_BOUND
+
+#: Inclusive ranges of the actions' numeric options (checked by the CLI before an action runs).
+_RANGES = {
+    **{name: (1, None) for name in ("count", "epochs", "limit", "hidden_size", "length", "rank")},
+    "seed": (0, _SEED_BOUND - 1),
+}
 
 __all__ = ["add_explore", "format_leaderboard"]
 
@@ -28,14 +38,18 @@ def format_leaderboard(rows, metric: str) -> str:
 
 
 def _store(args, parser):
-    from .store import ResultsStore, StoreError
+    """The results store ``--db`` names (created by the actions that write)."""
+    import sqlite3
 
-    try:
-        return ResultsStore(args.db, create=args.action in ("init", "dream", "search"))
-    except FileNotFoundError:
+    from .store import ResultsStore
+
+    create = args.action in ("init", "dream", "search")
+    if create:
+        parser.output_path(args.db, "--db")
+    elif not os.path.exists(args.db):
         parser.error(f"no results store at {args.db} (create one with `ncps-mlx explore init`)")
-    except StoreError as error:
-        parser.error(str(error))
+    with parser.reporting("--db", errors=(OSError, ValueError, sqlite3.Error)):
+        return ResultsStore(args.db, create=create)
 
 
 def _init(args, parser) -> int:
@@ -75,10 +89,8 @@ def _dream(args, parser) -> int:
 
     embed_size = get_task(args.task).input_size
     with _store(args, parser) as store:
-        try:
+        with parser.reporting():
             proposals = _proposals(args, store)
-        except ValueError as error:
-            parser.error(str(error))
         for architecture in proposals:
             stored = f" -> #{store.add_architecture(architecture)}" if args.store else ""
             print(
@@ -92,7 +104,8 @@ def _search(args, parser) -> int:
     from .searcher import search
     from .tasks import get_task
 
-    try:
+    _store(args, parser).close()  # a one-line error for a bad --db before the work
+    with parser.reporting():
         rows = search(
             args.task,
             args.strategy,
@@ -107,8 +120,6 @@ def _search(args, parser) -> int:
             args.limit,
             progress=not args.no_progress,
         )
-    except ValueError as error:
-        parser.error(str(error))
     print(format_leaderboard(rows, get_task(args.task).metric))
     return 0
 
@@ -116,7 +127,7 @@ def _search(args, parser) -> int:
 def _leaderboard(args, parser) -> int:
     from .tasks import get_task
 
-    with _store(args, parser) as store:
+    with _store(args, parser) as store, parser.reporting():
         rows = store.leaderboard(args.task, limit=args.limit)
     print(format_leaderboard(rows, get_task(args.task).metric))
     return 0
@@ -125,10 +136,8 @@ def _leaderboard(args, parser) -> int:
 def _find(store, reference: str, parser):
     """The architecture a CLI reference names: a row id (``12``) or a key (hex digest)."""
     if reference.isdigit():
-        try:
+        with parser.reporting(errors=(KeyError,)):
             return store.architecture(int(reference))
-        except KeyError as error:
-            parser.error(str(error).strip("'\""))
     matches = [a for _, a in store.architectures() if a.key().startswith(reference)]
     if len(matches) != 1:
         parser.error(
@@ -138,13 +147,34 @@ def _find(store, reference: str, parser):
     return matches[0]
 
 
+def _ranked(store, args, parser):
+    """The architecture at ``--rank`` (default 1, the best) of the task's leaderboard."""
+    rank = 1 if args.rank is None else args.rank
+    with parser.reporting():
+        rows = store.leaderboard(args.task, limit=None)
+    if not rows:
+        parser.error(
+            f"no {args.task!r} results in {args.db} to rank; run `ncps-mlx explore search "
+            f"--task {args.task}` first, or give a row id"
+        )
+    if rank > len(rows):
+        parser.error(f"--rank {rank}: the {args.task!r} leaderboard has {len(rows)} rows")
+    return rows[rank - 1].architecture
+
+
 def _export(args, parser) -> int:
     from .codegen import export_module
     from .tasks import get_task
 
+    if args.architecture is not None and args.rank is not None:
+        parser.error("give a row id or key, or --rank, not both")
+    parser.output_path(args.out, "--out")
     task = get_task(args.task)
     with _store(args, parser) as store:
-        architecture = _find(store, args.architecture, parser)
+        if args.architecture is None:
+            architecture = _ranked(store, args, parser)
+        else:
+            architecture = _find(store, args.architecture, parser)
     source = export_module(architecture, task.input_size, task.num_classes)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as handle:
@@ -163,7 +193,14 @@ def _dedup(args, parser) -> int:
 
 
 def add_explore(commands, parser_class) -> None:
-    """Add the ``explore`` command and its actions to the CLI's sub-parsers."""
+    """Add the ``explore`` command and its actions to the CLI's sub-parsers.
+
+    Args:
+        commands: The sub-parsers action of the ``ncps-mlx`` parser.
+        parser_class: The CLI's ``CommandParser`` (``ncps_mlx.apps.parsing``): the actions
+            report every failure through its ``error``, ``reporting`` and ``output_path``, and
+            the CLI checks their ``ranges`` before an action runs.
+    """
     from .searcher import DEFAULT_DB
     from .strategies import STRATEGIES
     from .tasks import TASKS
@@ -174,17 +211,17 @@ def add_explore(commands, parser_class) -> None:
         description="Compose, search and track hybrid architectures. Results live in one "
         "SQLite file (--db).",
     )
-    actions = explore.add_subparsers(dest="action", required=True, parser_class=parser_class)
+    actions = explore.add_subparsers(
+        dest="action",
+        required=True,
+        parser_class=parser_class,
+        help="`ncps-mlx explore ACTION --help` lists an action's options",
+    )
 
     def action(name, run, help_text):
         sub = actions.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--db", default=DEFAULT_DB, help=f"results store (default {DEFAULT_DB})")
-
-        def checked(args, parser):
-            _check_positive(args, parser)
-            return run(args, parser)
-
-        sub.set_defaults(run=checked, subparser=sub)
+        sub.set_defaults(run=run, subparser=sub, ranges=_RANGES)
         return sub
 
     def task_option(sub):
@@ -194,13 +231,36 @@ def add_explore(commands, parser_class) -> None:
 
     def proposal_options(sub):
         task_option(sub)
-        sub.add_argument("--strategy", choices=sorted(STRATEGIES), default="random")
-        sub.add_argument("--count", type=int, default=8, help="architectures to propose")
-        sub.add_argument("--seed", type=int, default=0)
-        sub.add_argument("--hidden-size", type=int, default=32)
-        sub.add_argument("--length", type=int, default=4, help="layers per architecture")
-        sub.add_argument("--temperature", type=float, default=1.0, help="random strategy")
-        sub.add_argument("--rate", type=float, default=0.3, help="mutate strategy")
+        sub.add_argument(
+            "--strategy",
+            choices=sorted(STRATEGIES),
+            default="random",
+            help="random walks over layer compatibility, greedy (most compatible next layer), "
+            "mutate or crossover (of the task's best stored architectures); default random",
+        )
+        sub.add_argument(
+            "--count", type=int, default=8, help="architectures to propose (default 8)"
+        )
+        sub.add_argument("--seed", type=int, default=0, help="seed of the proposals (default 0)")
+        sub.add_argument(
+            "--hidden-size", type=int, default=32, help="model width, a multiple of 8 (default 32)"
+        )
+        sub.add_argument(
+            "--length", type=int, default=4, help="layers per architecture (default 4)"
+        )
+        sub.add_argument(
+            "--temperature",
+            type=float,
+            default=1.0,
+            help="random strategy: > 1 flattens, < 1 sharpens the layer choice (default 1.0)",
+        )
+        sub.add_argument(
+            "--rate",
+            type=float,
+            default=0.3,
+            help="mutate strategy: chance of redrawing each layer, option and the wiring, "
+            "in [0, 1] (default 0.3)",
+        )
 
     action("init", _init, "create (or open and check) the results store")
     dream = action("dream", _dream, "propose architectures without training them")
@@ -209,22 +269,24 @@ def add_explore(commands, parser_class) -> None:
     search = action("search", _search, "train proposed architectures briefly and rank them")
     proposal_options(search)
     search.add_argument("--epochs", type=int, help="epochs per candidate (task default)")
-    search.add_argument("--limit", type=int, default=10, help="leaderboard rows shown")
+    search.add_argument("--limit", type=int, default=10, help="leaderboard rows shown (default 10)")
     search.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     leaderboard = action("leaderboard", _leaderboard, "show the best architectures of a task")
     task_option(leaderboard)
-    leaderboard.add_argument("--limit", type=int, default=10)
+    leaderboard.add_argument("--limit", type=int, default=10, help="rows shown (default 10)")
     export = action("export", _export, "write a stored architecture as a Python module")
-    export.add_argument("architecture", help="row id or key (prefix) of a stored architecture")
+    export.add_argument(
+        "architecture",
+        nargs="?",
+        help="row id or key (prefix) of a stored architecture (default: --rank 1)",
+    )
+    export.add_argument(
+        "--rank",
+        type=int,
+        metavar="N",
+        help="the N-th best architecture of --task's leaderboard (default 1, the best)",
+    )
     task_option(export)
     export.add_argument("--out", metavar="PATH", help="output file (default: print)")
     action("dedup", _dedup, "merge stored architectures that canonicalise to one description")
     explore.set_defaults(subparser=explore)
-
-
-def _check_positive(args, parser: argparse.ArgumentParser) -> None:
-    """One-line errors for counts that must be >= 1."""
-    for name in ("count", "epochs", "limit", "hidden_size", "length"):
-        value = getattr(args, name, None)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")

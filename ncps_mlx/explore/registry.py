@@ -122,54 +122,19 @@ OPTION_CANDIDATES: dict[str, Callable[[int], tuple]] = {
 }
 
 
-def _positive_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
-
-
-def _heads_fit(head_dim_option: str, even: bool) -> Callable[[int, int, dict], bool]:
-    def fits(heads, h, options):
-        if not _positive_int(heads):
-            return False
-        head_dim = options.get(head_dim_option)
-        if head_dim is None:
-            if h % heads:
-                return False
-            head_dim = h // heads
-        return not (even and head_dim % 2)
-
-    return fits
-
-
-def _liquid_units_fit(units, h, options) -> bool:
-    features = options.get("liquid_features")
-    return units >= (min(h, 16) if features is None else features) + 3
-
-
-# Constraints between an option value, the width H and the other options (an option absent
-# here fits any value its layer accepts): attention heads must divide H with an even head size
-# (RoPE), GLA heads must divide H, RWKV heads of head_size must tile H, and a liquid layer's
-# default AutoNCP needs units >= features + 3.
-_FITS: dict[str, Callable[[int, int, dict], bool]] = {
-    "attention_num_heads": _heads_fit("attention_head_dim", even=True),
-    "gla_num_heads": _heads_fit("gla_head_dim", even=False),
-    "rwkv_head_size": lambda size, h, options: _positive_int(size) and h % size == 0,
-    "liquid_units": _liquid_units_fit,
-}
-
-
 def _default_wirings() -> dict[str, Callable[[int], dict]]:
     """``{class name: factory(H) -> spec}``: wirings whose structure means something as a mask
-    of ``H``-wide projections (each has about ``H`` neurons, so the mask is the wiring's own
-    synapse pattern, resampled to non-square projections). Left out: FullyConnected (the dense
-    default), NCP (AutoNCP sizes it), wirings defined by their input geometry (cross-attention
-    context, signal, vision, language) and those whose point is a state-dependent structure that
-    a fixed mask would drop (dynamic routing, adaptive, meta)."""
+    of ``H``-wide projections (each has ``H`` neurons, so the mask is the wiring's own synapse
+    pattern, stretched to non-square projections, never resampled to another width). Left out:
+    FullyConnected (the dense default), NCP (AutoNCP sizes it), wirings defined by their input
+    geometry (cross-attention context, signal, vision, language) and those whose point is a
+    state-dependent structure that a fixed mask would drop (dynamic routing, adaptive, meta)."""
     return {
         "AutoNCP": lambda h: AutoNCP(h, h // 4).spec(),
         "Random": lambda h: Random(h, sparsity_level=0.5).spec(),
         "MultiScaleWiring": lambda h: MultiScaleWiring(h // 4, h // 4, h // 4, h // 4).spec(),
         "HierarchicalWiring": lambda h: HierarchicalWiring([h // 2, h // 4, h // 4]).spec(),
-        "AttentionWiring": lambda h: AttentionWiring(h // 4, 2, h // 4, output_size=h // 4).spec(),
+        "AttentionWiring": lambda h: AttentionWiring(h // 4, 2, h // 8, output_size=h // 8).spec(),
     }
 
 
@@ -212,6 +177,7 @@ class ComponentRegistry:
         }
         self._wirings = _default_wirings() if wirings is None else dict(wirings)
         self._specs: dict[int, list] = {}  # wiring_specs by hidden size
+        self._builds: dict[tuple, bool] = {}  # (layer, H, its options) -> whether it builds
 
     def __repr__(self) -> str:
         return (
@@ -248,15 +214,46 @@ class ComponentRegistry:
         return tuple(v for v in candidates if self.fits(option, v, hidden_size, options))
 
     def fits(self, option: str, value, hidden_size: int, options: dict | None = None) -> bool:
-        """Whether ``option=value`` builds at width ``hidden_size`` next to ``options``."""
-        fits = _FITS.get(option)
-        return fits is None or fits(value, hidden_size, dict(options or {}))
+        """Whether ``option=value`` builds at width ``hidden_size`` next to ``options``.
+
+        The rules are the layers' own: every layer type that reads ``option`` is constructed
+        with these options by :meth:`HybridBuilder.layer
+        <ncps_mlx.hybrid.HybridBuilder.layer>`, the validation :meth:`build
+        <ncps_mlx.hybrid.HybridBuilder.build>` runs (e.g. attention heads must divide ``H``
+        with an even head size, a liquid layer's default AutoNCP needs ``units >= features +
+        3``). An option that no layer reads fits any value. Results are cached per registry.
+        """
+        options = {**dict(options or {}), option: value}
+        readers = [
+            name for name in self.layers() if option in HybridBuilder._registry[name].options
+        ]
+        return all(self._layer_builds(name, hidden_size, options) for name in readers)
+
+    def _layer_builds(self, layer: str, hidden_size: int, options: dict) -> bool:
+        reads = HybridBuilder._registry[layer].options
+        relevant = tuple(sorted((o, v) for o, v in options.items() if o in reads))
+        key = (layer, hidden_size, relevant)
+        try:
+            return self._builds[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable value: not cached
+            key = None
+        try:
+            HybridBuilder.layer(layer, hidden_size, **dict(relevant))
+            builds = True
+        except (TypeError, ValueError):
+            builds = False
+        if key is not None:
+            self._builds[key] = builds
+        return builds
 
     # ------------------------------------------------------------------ wirings
     def wirings(self) -> dict[str, Callable[[int], dict]]:
         """``{name: factory(hidden_size) -> wiring spec}``: by default AutoNCP(H, H/4),
         Random(H, sparsity 0.5), MultiScaleWiring (four groups of H/4), HierarchicalWiring
-        (H/2, H/4, H/4) and AttentionWiring (2 heads, groups of H/4): about H neurons each."""
+        (H/2, H/4, H/4) and AttentionWiring (2 heads; query, key and value groups of H/4,
+        feed-forward and output groups of H/8): H neurons each."""
         return dict(self._wirings)
 
     @staticmethod

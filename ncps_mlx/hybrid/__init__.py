@@ -4,8 +4,9 @@
 of :mod:`ncps_mlx.streaming`: ``__call__(x, cache=None) -> (y, cache)`` for whole sequences
 (continuing from a cache), ``step(x_t, cache) -> (y_t, cache)`` for one token, and
 ``make_cache(batch, dtype)``. ``models/``: :class:`HybridModel` (the same contract) and the
-:class:`HybridBuilder` that stacks layers from a pattern, :class:`ConvTransformerEncoder` and
-:class:`LiquidSeq2Seq`.
+:class:`HybridBuilder` that stacks layers from a pattern (layer types and named patterns, see
+:func:`expand_layers`), :class:`ConvTransformerEncoder` and :class:`LiquidSeq2Seq`. A wiring
+stretched to a width other than its own warns with :class:`WiringResampledWarning`.
 """
 
 from .layers.conv import CausalConvBlock
@@ -17,8 +18,13 @@ from .layers.liquid import LiquidLayer
 from .layers.rwkv import RWKVBlock, RWKVCache
 from .layers.self_attention import AttentionCache, CausalSelfAttention
 from .layers.ssm import MambaBlock, MambaCache
-from .layers.wired_linear import QuantizedWiredLinear, WiredLinear, wiring_mask
-from .models.builder import HybridBuilder, LayerType
+from .layers.wired_linear import (
+    QuantizedWiredLinear,
+    WiredLinear,
+    WiringResampledWarning,
+    wiring_mask,
+)
+from .models.builder import HybridBuilder, LayerType, expand_layers
 from .models.conv_transformer import ConvTransformerEncoder
 from .models.hybrid_model import HybridModel
 from .models.seq2seq import CrossAttention, DecoderBlock, LiquidSeq2Seq
@@ -27,6 +33,7 @@ __all__ = [
     "WiredLinear",
     "QuantizedWiredLinear",
     "wiring_mask",
+    "WiringResampledWarning",
     "CausalSelfAttention",
     "AttentionCache",
     "FeedForward",
@@ -43,6 +50,7 @@ __all__ = [
     "HybridBuilder",
     "HybridModel",
     "LayerType",
+    "expand_layers",
     "LiquidSeq2Seq",
     "CrossAttention",
     "DecoderBlock",

@@ -79,8 +79,10 @@ class EarlyStopping:
 
 
 class _Progress:
-    """One progress bar over all of training on stderr (tqdm): the epoch, the running loss of
-    the epoch, samples per second, and the previous epoch's validation loss and metrics."""
+    """One progress bar over all of training on stderr (tqdm): the epoch, the running training
+    loss of the epoch (``train_loss``), samples per second, and the previous epoch's record
+    (``val_loss``, metrics), each under its name in :class:`History`, so that plots of the
+    history can use the same names."""
 
     def __init__(self, enabled: bool, epochs: int, steps_per_epoch: int, done_epochs: int):
         self.bar, self.epochs, self.last_epoch = None, epochs, {}
@@ -99,7 +101,7 @@ class _Progress:
         if self.bar is not None:
             self.bar.set_description(f"epoch {epoch}/{self.epochs}", refresh=False)
             self.bar.set_postfix(
-                loss=f"{loss:.4f}",
+                train_loss=f"{loss:.4f}",
                 samples_s=f"{samples_per_second:.0f}",
                 **self.last_epoch,
                 refresh=False,

@@ -24,7 +24,7 @@ def make_layer(name: str):
 
     from ncps_mlx.hybrid import HybridBuilder
 
-    layer = HybridBuilder._layer(name, WIDTH, OPTIONS)
+    layer = HybridBuilder.layer(name, WIDTH, **OPTIONS)
     mx.eval(layer.parameters())
     return layer
 

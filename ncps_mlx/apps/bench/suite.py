@@ -168,4 +168,3 @@ def run_suite(
     (folder / "bench.json").write_text(json.dumps(report, indent=1) + "\n")
     (folder / "bench.md").write_text(markdown(report))
     return report
-

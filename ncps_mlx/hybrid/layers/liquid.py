@@ -31,31 +31,56 @@ class LiquidLayer(nn.Module):
     Args:
         d_model (int): Model width ``D``.
         kind (str): ``"cfc"`` or ``"ltc"``.
-        units (int): Neurons when no wiring is given (an ``AutoNCP`` with ``features`` motors).
-        features (int): Width ``F`` of the liquid network's input (and of its output, for the
-            default wiring); default ``min(D, 16)``.
+        units (int): Neurons when no wiring is given (an ``AutoNCP`` with ``features`` motors);
+            at least ``features + 3``.
+        features (int, optional): Width ``F`` of the liquid network's input (and of its output,
+            for the default wiring). Default: a built ``wiring``'s ``input_dim``, else
+            ``min(D, 16)``.
         wiring (Wiring, optional): The liquid network's wiring; its input size must be
-            ``features``.
+            ``features`` (an unbuilt wiring is built with ``features`` inputs, in place).
+        projection_wiring (Wiring, optional): Structure of ``W_in`` and ``W_out`` (see
+            :class:`~ncps_mlx.hybrid.WiredLinear`); dense by default.
         **cell_options: Passed to ``CfC``/``LTC`` (e.g. ``mode``, ``ode_unfolds``).
     """
 
-    def __init__(self, d_model, kind="cfc", units=32, features=None, wiring=None, **cell_options):
+    def __init__(
+        self,
+        d_model,
+        kind="cfc",
+        units=32,
+        features=None,
+        wiring=None,
+        projection_wiring=None,
+        **cell_options,
+    ):
         super().__init__()
         self.d_model = check_int(d_model, "d_model", minimum=1)
         if kind not in _KINDS:
             raise ValueError(f"kind must be one of {sorted(_KINDS)}, got {kind!r}")
-        if features is None:
-            features = min(self.d_model, 16)
-        features = check_int(features, "features", minimum=1)
-        if wiring is None:
-            units = check_int(units, "units", minimum=features + 3)
-            wiring = AutoNCP(units, features)
-        elif not isinstance(wiring, Wiring):
+        if wiring is not None and not isinstance(wiring, Wiring):
             raise TypeError(f"wiring must be a Wiring, got {type(wiring).__name__}")
+        built = wiring is not None and wiring.is_built()
+        defaulted = features is None and not built
+        if features is None:
+            features = wiring.input_dim if built else min(self.d_model, 16)
+        features = check_int(features, "features", minimum=1)
+        if built and wiring.input_dim != features:
+            raise ValueError(
+                f"features ({features}) must be the wiring's input_dim ({wiring.input_dim})"
+            )
+        if wiring is None:
+            units = check_int(units, "units", minimum=1)
+            if units < features + 3:
+                default = ", min(d_model, 16) by default" if defaulted else ""
+                raise ValueError(
+                    f"units ({units}) must be >= features + 3 = {features + 3} for the default "
+                    f"AutoNCP wiring (features = {features}{default})"
+                )
+            wiring = AutoNCP(units, features)
         self.kind = kind
-        self.input_projection = WiredLinear(self.d_model, features)
+        self.input_projection = WiredLinear(self.d_model, features, projection_wiring)
         self.rnn = _KINDS[kind](features, wiring, **cell_options)
-        self.output_projection = WiredLinear(self.rnn.output_size, self.d_model)
+        self.output_projection = WiredLinear(self.rnn.output_size, self.d_model, projection_wiring)
 
     def make_cache(self, batch: int, dtype=mx.float32):
         """The zero state of ``batch`` sequences: ``(batch, N)``, or ``(h, c)`` with mixed

@@ -100,7 +100,8 @@ class CausalSelfAttention(nn.Module):
         self.head_dim = head_dimension(self.d_model, self.num_heads, head_dim)
         self.window_size = None if window_size is None else check_int(window_size, "window_size", 1)
         if rope and self.head_dim % 2:
-            raise ValueError(f"head_dim must be even for RoPE, got {self.head_dim}")
+            derived = "" if head_dim is not None else " (d_model // num_heads)"
+            raise ValueError(f"head_dim{derived} must be even for RoPE, got {self.head_dim}")
         self.rope, self.rope_base = bool(rope), float(rope_base)
         inner = self.num_heads * self.head_dim
         self.q_proj = WiredLinear(self.d_model, inner, wiring)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import sys
+import warnings
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -12,7 +15,34 @@ from ..._validation import check_int
 from ...cells.common import dense_weight
 from ...wirings import Wiring
 
-__all__ = ["WiredLinear", "QuantizedWiredLinear", "wiring_mask"]
+__all__ = ["WiredLinear", "QuantizedWiredLinear", "WiringResampledWarning", "wiring_mask"]
+
+
+class WiringResampledWarning(UserWarning):
+    """A wiring's synapse pattern was stretched to a projection of another size.
+
+    Raised as a warning by :func:`wiring_mask` when the wiring's ``units`` are neither the
+    projection's input nor its output size (so it is not the wiring of that width), and once
+    per build by :class:`~ncps_mlx.hybrid.HybridBuilder` (``"from N to M units"``).
+
+    Attributes:
+        units (int): The wiring's neurons ``N``.
+        shape (tuple[int, int]): The projection's ``(in_features, out_features)``.
+    """
+
+    def __init__(self, message: str, units: int = 0, shape: tuple[int, int] = (0, 0)):
+        super().__init__(message)
+        self.units, self.shape = units, tuple(shape)
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` of the first caller outside :mod:`ncps_mlx.hybrid`, for a warning
+    raised by the function that calls this (so it points at the user's line)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def wiring_mask(wiring: Wiring, in_features: int, out_features: int) -> np.ndarray:
@@ -24,6 +54,8 @@ def wiring_mask(wiring: Wiring, in_features: int, out_features: int) -> np.ndarr
     * Any other shape: the internal synapses resampled to the shape, ``mask[o, i] =
       |A[i * N // in_features, o * N // out_features]|`` (``N = units``), so block and
       fan-in structure (e.g. per-head blocks, NCP layers) carries over to wider projections.
+      If ``units`` is neither ``in_features`` nor ``out_features`` (a wiring of another width),
+      this warns with :class:`WiringResampledWarning`.
 
     Only the synapse list is read; the mask is the one dense array (it has the weight's shape).
     """
@@ -54,6 +86,16 @@ def wiring_mask(wiring: Wiring, in_features: int, out_features: int) -> np.ndarr
         raise ValueError(
             "the wiring has no synapses to map onto the projection (NCP-style wirings draw "
             "theirs in build(input_dim): build it first)"
+        )
+    if n not in (in_features, out_features):
+        warnings.warn(
+            WiringResampledWarning(
+                f"wiring resampled from {n} to {in_features} -> {out_features} units: its "
+                f"synapse pattern is stretched over the projection",
+                n,
+                (in_features, out_features),
+            ),
+            stacklevel=user_stacklevel(),
         )
     return mask
 

@@ -13,6 +13,7 @@ import mlx.nn as nn
 
 from ..._validation import check_int
 from .builder import HybridBuilder
+from .layer_types import rename_identifiers
 
 __all__ = ["ConvTransformerEncoder", "masked_pool"]
 
@@ -106,18 +107,26 @@ class ConvTransformerEncoder(nn.Module):
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.pooling = pooling
-        self.body = HybridBuilder.build_pattern(
-            "conv_transformer",
-            self.num_layers,
-            self.input_size,
-            self.d_model,
-            conv_kernel_size=kernel_size,
-            attention_num_heads=num_heads,
-            attention_head_dim=head_dim,
-            attention_window_size=window_size,
-            ffn_hidden_size=ffn_hidden,
-            wiring=wiring,
-        )
+        options = {  # builder option -> this constructor's argument (for error messages)
+            "conv_kernel_size": ("kernel_size", kernel_size),
+            "attention_num_heads": ("num_heads", num_heads),
+            "attention_head_dim": ("head_dim", head_dim),
+            "attention_window_size": ("window_size", window_size),
+            "ffn_hidden_size": ("ffn_hidden", ffn_hidden),
+        }
+        try:
+            self.body = HybridBuilder.build_pattern(
+                "conv_transformer",
+                self.num_layers,
+                self.input_size,
+                self.d_model,
+                wiring=wiring,
+                **{option: value for option, (_, value) in options.items()},
+            )
+        except (TypeError, ValueError) as error:  # in this constructor's argument names
+            names = {option: name for option, (name, _) in options.items()}
+            names.update(hidden_size="d_model", embed_size="input_size")
+            raise type(error)(rename_identifiers(str(error), names)) from None
         if pooling == "attention":
             self.pool_score = nn.Linear(self.d_model, 1, bias=False)  # softmax ignores a bias
 
@@ -127,6 +136,8 @@ class ConvTransformerEncoder(nn.Module):
             raise ValueError(
                 f"x must be (B, T, input_size={self.input_size}), got shape {tuple(x.shape)}"
             )
+        if not mx.issubdtype(x.dtype, mx.floating):
+            raise TypeError(f"x must be floating point (input_size features), got {x.dtype}")
         if mask is None:
             return mx.ones(x.shape[:2], mx.bool_)
         mask = mx.array(mask)
@@ -162,6 +173,7 @@ class ConvTransformerEncoder(nn.Module):
 
         Raises:
             ValueError: If ``x`` is not ``(B, T, input_size)`` or ``mask`` not ``(B, T)``.
+            TypeError: If ``x`` is not floating point.
         """
         mask = self._check_inputs(x, mask)
         sequence, _ = self.body(x)
