@@ -56,7 +56,6 @@ class CfC(LiquidSequence):
     ):
         super().__init__(input_size, return_sequences, batch_first, mixed_memory, kernel)
         self._keep_config(locals())
-        self.wiring_or_units = units
         self.wired_mode = isinstance(units, Wiring)
         if self.wired_mode:
             for name, value in (
@@ -90,6 +89,11 @@ class CfC(LiquidSequence):
             self.output_size = self.proj_size
         if self.use_mixed:
             self.lstm = LSTMCell(input_size, self.state_size)
+
+    @property
+    def wiring_or_units(self):
+        """ncps's name of the ``units`` argument: the wiring in wired mode, else the units."""
+        return self.wiring if self.wired_mode else self.rnn_cell.hidden_size
 
     @property
     def wired_false(self) -> bool:

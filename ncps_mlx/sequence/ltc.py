@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..cells import LSTMCell, LTCCell
 from ..cells.common import wiring_for_units
+from ..wirings import Wiring
 from .base import LiquidSequence
 
 __all__ = ["LTC"]
@@ -62,7 +63,8 @@ class LTC(LiquidSequence):
     ):
         super().__init__(input_size, return_sequences, batch_first, mixed_memory, kernel)
         self._keep_config(locals())
-        self.wiring_or_units = units
+        # An int, or None for a wiring (a Wiring attribute would count as one more wiring).
+        self._units_argument = None if isinstance(units, Wiring) else units
         wiring = wiring_for_units(units, input_size)
         self.rnn_cell = LTCCell(
             wiring,
@@ -84,6 +86,11 @@ class LTC(LiquidSequence):
             raise ValueError("mixed_memory=True cannot be combined with fast weights")
         if self.use_mixed:
             self.lstm = LSTMCell(input_size, self.state_size)
+
+    @property
+    def wiring_or_units(self):
+        """ncps's name of the ``units`` argument: the wiring given, or the number of units."""
+        return self.wiring if self._units_argument is None else self._units_argument
 
     @property
     def sensory_size(self) -> int:
