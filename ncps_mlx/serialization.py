@@ -234,12 +234,7 @@ def _check_ncps_counterpart(model) -> None:
 def _ncps_lacks(module) -> str | None:
     """What of a cell ncps's cell of the same class cannot do, or None."""
     if isinstance(module, LTCCell):
-        if module.solver != "semi_implicit":
-            return f"LTC solver {module.solver!r} (ncps has its semi-implicit update only)"
-        if module._fast is not None:
-            return "Hebbian fast weights (fast_weights)"
-        if module._routing is not None:
-            return "routing by agreement (routing)"
+        return module.beyond_ncps()
     if isinstance(module, WiredCfCCell):
         return _wired_cfc_lacks(module.wiring)
     return None

@@ -160,10 +160,16 @@ def test_hybrid_command_expands_named_patterns_with_shared_layers(capsys):
     assert f"Parameters: {HybridBuilder.param_count(pattern, 8, 32, shared=shared):,}" in out
 
 
+def saved_autoncp(path, units: int, motors: int):
+    """An ``AutoNCP(units, motors)`` built on ``units`` inputs, saved to ``path``; returned."""
+    wiring = AutoNCP(units, motors, seed=1)
+    wiring.build(units)
+    wiring.save(path)
+    return wiring
+
+
 def test_hybrid_command_masks_projections_with_a_saved_wiring(tmp_path, capsys):
-    wiring = AutoNCP(32, 8, seed=1)
-    wiring.build(32)
-    wiring.save(tmp_path / "w.json")
+    saved_autoncp(tmp_path / "w.json", 32, 8)
     assert (
         cli.main(
             [
@@ -343,9 +349,7 @@ def test_named_patterns_in_a_layer_list_stand_for_one_cycle_of_them(capsys):
 
 
 def test_a_resampled_wiring_is_one_note_line_on_stderr(tmp_path, capsys):
-    wiring = AutoNCP(22, 4, seed=1)
-    wiring.build(22)
-    wiring.save(tmp_path / "ncp22.json")
+    saved_autoncp(tmp_path / "ncp22.json", 22, 4)
     argv = ["hybrid", "mamba", "ffn", "--embed-size", "8", "--hidden-size", "64"]
     assert cli.main([*argv, "--wiring", str(tmp_path / "ncp22.json")]) == 0
     captured = capsys.readouterr()

@@ -5,8 +5,8 @@ An option value fits a width exactly when the layers that read the option build 
 """
 
 import mlx.core as mx
-import mlx.nn as nn
 import pytest
+from model_helpers import ElementwiseLayer
 
 from ncps_mlx.explore import ComponentRegistry
 from ncps_mlx.explore.registry import OPTION_CANDIDATES
@@ -45,7 +45,7 @@ def test_valid_values_are_the_candidates_that_build():
     assert registry.valid_values("liquid_units", 64, {"liquid_features": 24}) == (32,)
 
 
-class Even(nn.Module):
+class Even(ElementwiseLayer):
     """A user layer that only exists at even widths with an even ``size``."""
 
     def __init__(self, d_model, wiring=None, size=2):
@@ -53,15 +53,6 @@ class Even(nn.Module):
         if d_model % size:
             raise ValueError(f"d_model ({d_model}) must be a multiple of size ({size})")
         self.weight = mx.ones((d_model,))
-
-    def make_cache(self, batch):
-        return None
-
-    def __call__(self, x, cache=None):
-        return x * self.weight, cache
-
-    def step(self, x_t, cache=None):
-        return x_t * self.weight, cache
 
 
 def test_a_user_layers_own_rules_decide_what_fits():

@@ -330,12 +330,12 @@ UNSUPPORTED = {
     "ltc_solver": (
         lambda: ncps_mlx.LTC(FEATURES, 8, solver="rk4"),
         ValueError,
-        "LTC solver 'rk4'",
+        "solver='rk4'",
     ),
     "ltc_cell_solver": (
         lambda: LTCCell(FullyConnected(4), FEATURES, solver="euler"),
         ValueError,
-        "solver 'euler'",
+        "solver='euler'",
     ),
     "ltc_fast_weights": (
         lambda: ncps_mlx.LTC(FEATURES, MetaWiring(6, 10)),

@@ -5,6 +5,7 @@ import mlx.nn as nn
 import numpy as np
 import pytest
 from mlx.utils import tree_flatten
+from model_helpers import ElementwiseLayer
 from training import train
 
 from ncps_mlx.hybrid import HybridBuilder, HybridModel, WiredLinear, expand_layers
@@ -243,19 +244,10 @@ def test_a_layer_type_cannot_take_a_pattern_name():
 
 
 def test_users_can_register_their_own_layer_type():
-    class Scale(nn.Module):
+    class Scale(ElementwiseLayer):
         def __init__(self, d_model, wiring=None, factor=2.0):
             super().__init__()
             self.weight = mx.ones((d_model,)) * factor
-
-        def make_cache(self, batch):
-            return None
-
-        def __call__(self, x, cache=None):
-            return x * self.weight, cache
-
-        def step(self, x_t, cache=None):
-            return x_t * self.weight, cache
 
     HybridBuilder.register("scale", "S", Scale, {"scale_factor": "factor"})
     try:

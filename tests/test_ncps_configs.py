@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 import pytest
+from model_helpers import assert_same_matrices
 
 import ncps_mlx.wirings as ours
 from ncps_mlx.wirings import (
@@ -71,19 +72,6 @@ def ncps_built(ncps_wirings, name, args, kwargs, input_dim=INPUT_DIM):
     return wiring
 
 
-def assert_same_synapses(wiring, reference):
-    """Same sizes and matrices (ours vs ncps's, either way round)."""
-    assert (wiring.units, wiring.input_dim, wiring.output_dim) == (
-        reference.units,
-        reference.input_dim,
-        reference.output_dim,
-    )
-    np.testing.assert_array_equal(wiring.adjacency_matrix, reference.adjacency_matrix)
-    np.testing.assert_array_equal(
-        wiring.sensory_adjacency_matrix, reference.sensory_adjacency_matrix
-    )
-
-
 def built(wiring, input_dim=INPUT_DIM):
     wiring.build(input_dim)
     return wiring
@@ -115,7 +103,7 @@ def test_from_config_of_ncps_config_gives_ncps_synapses(ncps_wirings, name, args
             restored = read(reference.get_config())
             assert type(restored).__name__ == name
             assert not restored.is_built()  # as ncps's from_config gives it
-            assert_same_synapses(built(restored), reference)
+            assert_same_matrices(built(restored), reference)
 
 
 @pytest.mark.parity
@@ -127,8 +115,8 @@ def test_json_of_ncps_config_reads_as_dict_and_as_file(ncps_wirings, tmp_path, n
     path.write_text(text, encoding="utf-8")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert_same_synapses(built(Wiring.from_config(json.loads(text))), reference)
-        assert_same_synapses(built(Wiring.load(path)), reference)
+        assert_same_matrices(built(Wiring.from_config(json.loads(text))), reference)
+        assert_same_matrices(built(Wiring.load(path)), reference)
 
 
 @pytest.mark.parity
@@ -157,14 +145,14 @@ def test_ncps_base_config_of_a_built_ncp_keeps_every_synapse(ncps_wirings):
     reference = ncps_built(ncps_wirings, "AutoNCP", (20, 4), {"seed": 9})
     restored = Wiring.from_config(ncps_wirings.Wiring.get_config(reference))
     assert type(restored) is Wiring
-    assert_same_synapses(restored, reference)
+    assert_same_matrices(restored, reference)
 
 
 def test_hand_written_ncps_configs_read_without_ncps_installed():
     config = {"units": 6, "output_dim": 2, "erev_init_seed": 3, "self_connections": False}
-    assert_same_synapses(built(Wiring.from_config(config)), built(FullyConnected(6, 2, 3, False)))
+    assert_same_matrices(built(Wiring.from_config(config)), built(FullyConnected(6, 2, 3, False)))
     config = {"units": 12, "output_size": 3, "sparsity_level": 0.5, "seed": 4}
-    assert_same_synapses(built(AutoNCP.from_config(config)), built(AutoNCP(12, 3, seed=4)))
+    assert_same_matrices(built(AutoNCP.from_config(config)), built(AutoNCP(12, 3, seed=4)))
     restored = Wiring.from_config(ncps_base_config())
     assert restored.synapse_count == 3 and restored.sensory_synapse_count == 2
     assert restored.adjacency_matrix[3, 3] == -1 and restored.sensory_adjacency_matrix[0, 3] == -1
@@ -206,7 +194,7 @@ def test_ncps_ncp_config_reads_with_the_default_seed_and_a_warning(ncps_wirings,
         restored = NCP.from_config(config)
     assert type(restored) is NCP
     assert restored.spec()["args"]["inter_neurons"] == args[0][0]
-    assert_same_synapses(built(restored), reference)
+    assert_same_matrices(built(restored), reference)
     assert [restored.get_neurons_of_layer(i) for i in range(3)] == [
         reference.get_neurons_of_layer(i) for i in range(3)
     ]
@@ -219,7 +207,7 @@ def test_ncps_ncp_config_with_the_seed_given_reproduces_any_seed(ncps_wirings, s
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         restored = Wiring.from_ncps_config(json.loads(json.dumps(config)), seed=seed)
-    assert_same_synapses(built(restored), reference)
+    assert_same_matrices(built(restored), reference)
 
 
 @pytest.mark.parity
@@ -228,7 +216,7 @@ def test_ncps_ncp_config_without_its_seed_is_read_with_the_documented_default(nc
     with pytest.warns(UserWarning, match="pass seed="):
         restored = Wiring.from_config(config)
     default = ncps_built(ncps_wirings, "NCP", (10, 8, 3, 4, 4, 6, 4), {})
-    assert_same_synapses(built(restored), default)
+    assert_same_matrices(built(restored), default)
 
 
 def test_ncp_config_with_corrected_sizes_and_seed_reads_without_warning():
@@ -245,7 +233,7 @@ def test_ncp_config_with_corrected_sizes_and_seed_reads_without_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         restored = Wiring.from_config(config)
-    assert_same_synapses(built(restored), built(NCP(6, 5, 2, 3, 2, 4, 2, seed=11)))
+    assert_same_matrices(built(restored), built(NCP(6, 5, 2, 3, 2, 4, 2, seed=11)))
 
 
 def flawed_ncp_config(**changes):
@@ -301,7 +289,7 @@ def test_to_ncps_config_is_read_by_ncps_into_the_same_synapses(ncps_wirings, nam
     assert set(config) == NCPS_CONFIG_KEYS[name]
     theirs = getattr(ncps_wirings, name).from_config(config)
     theirs.build(INPUT_DIM)
-    assert_same_synapses(theirs, wiring)
+    assert_same_matrices(theirs, wiring)
 
 
 @pytest.mark.parity
@@ -312,7 +300,7 @@ def test_to_ncps_wiring_is_ncps_class_with_the_same_synapses_and_layers(
     wiring = built(our_case(name, args, kwargs))
     theirs = to_ncps_wiring(wiring)
     assert type(theirs) is getattr(ncps_wirings, name)
-    assert_same_synapses(theirs, wiring)
+    assert_same_matrices(theirs, wiring)
     assert theirs.num_layers == wiring.num_layers
     for layer in range(wiring.num_layers):
         assert list(theirs.get_neurons_of_layer(layer)) == wiring.get_neurons_of_layer(layer)
@@ -323,7 +311,7 @@ def test_unbuilt_wiring_exports_its_arguments_and_ncps_draws_the_rest(ncps_wirin
     wiring = AutoNCP(20, 4, seed=8)
     theirs = ncps_wirings.AutoNCP.from_config(to_ncps_config(wiring))
     theirs.build(3)
-    assert_same_synapses(theirs, built(wiring, 3))
+    assert_same_matrices(theirs, built(wiring, 3))
     assert not to_ncps_wiring(AutoNCP(20, 4, seed=8)).is_built()
 
 
@@ -335,10 +323,10 @@ def test_edited_or_unclassic_wirings_export_as_ncps_base_wiring_matrices(ncps_wi
     for wiring in (edited, hierarchical, built(Wiring(3))):
         config = json.loads(json.dumps(to_ncps_config(wiring)))
         assert ncps_class_name(config) == "Wiring"
-        assert_same_synapses(ncps_wirings.Wiring.from_config(config), wiring)
-        assert_same_synapses(Wiring.from_config(config), wiring)  # and back to ours
+        assert_same_matrices(ncps_wirings.Wiring.from_config(config), wiring)
+        assert_same_matrices(Wiring.from_config(config), wiring)  # and back to ours
     assert type(to_ncps_wiring(edited)) is ncps_wirings.Wiring
-    assert_same_synapses(to_ncps_wiring(edited), edited)
+    assert_same_matrices(to_ncps_wiring(edited), edited)
 
 
 @pytest.mark.parity
@@ -349,7 +337,7 @@ def test_edited_ncp_stays_an_ncps_ncp_with_our_synapses_and_its_layers(ncps_wiri
     assert ncps_class_name(to_ncps_config(edited)) == "Wiring"
     theirs = to_ncps_wiring(edited)
     assert type(theirs) is ncps_wirings.AutoNCP
-    assert_same_synapses(theirs, edited)
+    assert_same_matrices(theirs, edited)
     assert [list(theirs.get_neurons_of_layer(i)) for i in range(3)] == [
         edited.get_neurons_of_layer(i) for i in range(3)
     ]
@@ -366,8 +354,8 @@ def test_random_drawn_by_our_sampler_above_the_exact_draw_limit_exports_matrices
     assert not np.array_equal(wiring.adjacency_matrix, reference.adjacency_matrix)
     config = to_ncps_config(wiring)
     assert ncps_class_name(config) == "Wiring"
-    assert_same_synapses(ncps_wirings.Wiring.from_config(config), wiring)
-    assert_same_synapses(to_ncps_wiring(wiring), wiring)
+    assert_same_matrices(ncps_wirings.Wiring.from_config(config), wiring)
+    assert_same_matrices(to_ncps_wiring(wiring), wiring)
 
 
 def test_ncps_config_round_trips_through_ours_without_ncps():
@@ -470,5 +458,5 @@ def test_our_own_config_format_is_unchanged_and_still_preferred():
     config = original.get_config()
     assert {"class_name", "args", "synapses"} <= set(config)
     restored = Wiring.from_config(config)
-    assert_same_synapses(restored, original)
+    assert_same_matrices(restored, original)
     assert restored.get_config() == config

@@ -369,6 +369,18 @@ class LTCCell(WiredCell, nn.Module):
             self.freeze(recurse=False, keys=[name])
         return getattr(self, name)
 
+    def beyond_ncps(self) -> str | None:
+        """The option that takes this cell beyond ncps 1.0.1's (its semi-implicit solver, no
+        fast weights, no routing), named as it was given, or None: what the fused kernel and
+        the export to ncps cannot do."""
+        if self.solver != "semi_implicit":
+            return f"solver={self.solver!r} (ncps's cell has the semi-implicit solver only)"
+        if self._fast is not None:
+            return "fast_weights=True (Hebbian fast weights)"
+        if self._routing is not None:
+            return "routing=True (routing by agreement)"
+        return None
+
     def apply_weight_constraints(self) -> None:
         """Clip ``w, sensory_w, cm, gleak`` at 0 (explicit-constraint mode, as ncps)."""
         if not self.implicit_param_constraints:

@@ -34,7 +34,8 @@ import mlx.core as mx
 __all__ = ["BACKENDS", "gpu_backend", "KernelSource", "build", "launch", "emulate", "SelfCheck"]
 __all__ += ["FusedSequence", "SHARED_MEMORY_LIMIT", "too_large_for_chip"]
 __all__ += ["sequence_function", "first_difference", "check_against_steps", "per_step"]
-__all__ += ["carried_states", "SEQUENCE_PREAMBLE", "reverse_steps"]
+__all__ += ["carried_states", "SEQUENCE_PREAMBLE", "reverse_steps", "first_input_primals"]
+__all__ += ["states_of"]
 
 #: The backends a fused kernel runs on.
 BACKENDS = ("cuda", "metal", "emulated")
@@ -276,6 +277,20 @@ class FusedSequence:
         if not self.checks.passed(cfg, backend, lambda: self.check(function, cfg, cell)):
             return None
         return function(*self.primals(cell, cfg, prepared, state, timespans, valid))
+
+
+def first_input_primals(primals: Callable) -> Callable:
+    """A :class:`FusedSequence`'s ``primals`` from ``primals(cfg, inputs, h0, timespans, valid,
+    params)`` of a cell whose prepared input is one array (the CfCs')."""
+    return lambda cell, cfg, prepared, h0, timespans, valid: primals(
+        cfg, prepared.inputs[0], h0, timespans, valid, prepared.params
+    )
+
+
+def states_of(run_forward: Callable) -> Callable:
+    """A :class:`FusedSequence`'s ``forward`` from a forward kernel returning its outputs by
+    name, the states under ``"hs"`` (the CfCs')."""
+    return lambda backend, cfg, arrays: run_forward(backend, cfg, arrays)["hs"]
 
 
 def sequence_function(names: list[str], forward: Callable, gradients: Callable):

@@ -22,8 +22,10 @@ from .backend import (
     FusedSequence,
     KernelSource,
     check_against_steps,
+    first_input_primals,
     launch,
     per_step,
+    states_of,
     too_large_for_chip,
 )
 from .cfc_source import (
@@ -257,9 +259,7 @@ fused_cfc = FusedSequence(
     _PRIMALS,
     CfCKernelConfig.of,
     _self_check,
-    lambda cell, cfg, prepared, h0, timespans, valid: _primals(
-        cfg, prepared.inputs[0], h0, timespans, valid, prepared.params
-    ),
-    lambda backend, cfg, arrays: _run_forward(backend, cfg, arrays)["hs"],
+    first_input_primals(_primals),
+    states_of(_run_forward),
     _gradients,
 )

@@ -171,6 +171,17 @@ _PREAMBLE = (
 )
 
 
+def _next_layer(current: str, following: str) -> str:
+    """After a backbone layer's product: a barrier, then the layer's output array becomes the
+    next layer's input (the two shared pointers swap)."""
+    return f"""
+      BARRIER();
+      SHARED_PTR swap = {current};
+      {current} = {following};
+      {following} = swap;
+"""
+
+
 def _record(layer: str) -> str:
     """With ``RECORD``, write a backbone layer's pre-activation and activation at ``row``."""
     return f"""
@@ -227,11 +238,8 @@ FORWARD_BODY = (
         copy="l - 1",
         start="bb_b[(l - 1) * U + j]",
     )
+    + _next_layer("zin", "zout")
     + """
-      BARRIER();
-      SHARED_PTR swap = zin;
-      zin = zout;
-      zout = swap;
     }
     if (L > 0) {
 """
@@ -305,11 +313,8 @@ BACKWARD_BODY = (
         "dz_next[j] = acc * ncps_dact(pre[((l - 1) * steps * batch + row) * U + j], ACT);",
         copy="l - 1",
     )
+    + _next_layer("dz", "dz_next")
     + """
-        BARRIER();
-        SHARED_PTR swap = dz;
-        dz = dz_next;
-        dz_next = swap;
       }
     }
     for (int j = tid; j < D0; j += nt) d_first[row * D0 + j] = dz[j];

@@ -206,12 +206,9 @@ def fan_out(table) -> FanOut:
 
 def unsupported(cell: LTCCell) -> str | None:
     """Why ``cell`` has no fused kernel, or None if it has one."""
-    if cell.solver != "semi_implicit":
-        return f"solver={cell.solver!r} (the fused LTC runs ncps's semi_implicit solver)"
-    if cell._fast is not None:
-        return "fast_weights=True"
-    if cell._routing is not None:
-        return "routing=True"
+    beyond = cell.beyond_ncps()
+    if beyond is not None:
+        return f"{beyond}: the fused LTC runs ncps's cell"
     if 8 * cell.num_neurons > SHARED_MEMORY_LIMIT:
         return f"{cell.num_neurons} neurons (at most {SHARED_MEMORY_LIMIT // 8} fit on chip)"
     return None

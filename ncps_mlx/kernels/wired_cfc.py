@@ -23,8 +23,10 @@ from .backend import (
     FusedSequence,
     KernelSource,
     check_against_steps,
+    first_input_primals,
     launch,
     per_step,
+    states_of,
     too_large_for_chip,
 )
 from .cfc import CHECK_TOLERANCE, MODES
@@ -290,9 +292,7 @@ fused_wired_cfc = FusedSequence(
     _PRIMALS,
     WiredCfCKernelConfig.of,
     _self_check,
-    lambda cell, cfg, prepared, h0, timespans, valid: _primals(
-        cfg, prepared.inputs[0], h0, timespans, valid, prepared.params
-    ),
-    lambda backend, cfg, arrays: _run_forward(backend, cfg, arrays)["hs"],
+    first_input_primals(_primals),
+    states_of(_run_forward),
     _gradients,
 )

@@ -106,9 +106,7 @@ class LiquidSequence(nn.Module):
         parameter of the subclass's ``__init__``; a wiring passed as ``units`` is stored as
         None (model files keep the wiring's own config beside it)."""
         parameters = inspect.signature(type(self).__init__).parameters
-        self._config = {
-            name: _json_ready(arguments[name]) for name in parameters if name != "self"
-        }
+        self._config = {name: _json_ready(arguments[name]) for name in parameters if name != "self"}
 
     def readout(self, outputs: mx.array) -> mx.array:
         """Map the stacked step outputs ``(T, B, ·)`` to the module's outputs."""

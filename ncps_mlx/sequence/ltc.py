@@ -10,6 +10,11 @@ from .base import LiquidSequence
 __all__ = ["LTC"]
 
 
+def _of_cell(name: str, doc: str) -> property:
+    """A read-only property that reads attribute ``name`` of the module's ``rnn_cell``."""
+    return property(lambda self: getattr(self.rnn_cell, name), doc=doc)
+
+
 class LTC(LiquidSequence):
     """A liquid time-constant RNN over sequences (ncps's ``LTC`` signature).
 
@@ -92,25 +97,12 @@ class LTC(LiquidSequence):
         """ncps's name of the ``units`` argument: the wiring given, or the number of units."""
         return self.wiring if self._units_argument is None else self._units_argument
 
-    @property
-    def sensory_size(self) -> int:
-        """Number of inputs (the wiring's ``input_dim``)."""
-        return self.rnn_cell.sensory_size
-
-    @property
-    def motor_size(self) -> int:
-        """Number of motor (output) neurons (the wiring's ``output_dim``)."""
-        return self.rnn_cell.motor_size
-
-    @property
-    def synapse_count(self) -> int:
-        """Number of synapses between the wiring's neurons."""
-        return self.rnn_cell.synapse_count
-
-    @property
-    def sensory_synapse_count(self) -> int:
-        """Number of synapses from the inputs to the neurons."""
-        return self.rnn_cell.sensory_synapse_count
+    sensory_size = _of_cell("sensory_size", "Number of inputs (the wiring's ``input_dim``).")
+    motor_size = _of_cell("motor_size", "Number of motor (output) neurons.")
+    synapse_count = _of_cell("synapse_count", "Number of synapses between the neurons.")
+    sensory_synapse_count = _of_cell(
+        "sensory_synapse_count", "Number of synapses from the inputs to the neurons."
+    )
 
     def readout(self, outputs):
         return self.rnn_cell.map_outputs(outputs)

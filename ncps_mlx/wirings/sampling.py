@@ -22,6 +22,7 @@ __all__ = ["EXACT_DRAW_LIMIT", "normalize_seed", "sample_without_replacement"]
 #: Largest number of candidate pairs for which the classic wirings replay ncps's exact draws.
 EXACT_DRAW_LIMIT = 2**24
 
+
 def sample_without_replacement(
     rng: np.random.Generator, population: int, k: int, rows: int = 1
 ) -> np.ndarray:
