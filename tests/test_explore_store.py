@@ -389,7 +389,8 @@ def _newer_schema(path):
         (_text_file, "not an ncps-mlx results store"),
         (_truncated, "or is corrupt .SQLite: database disk image is malformed"),
         (_header_only, "or is corrupt"),
-        (_overwritten_page, "corrupt ncps-mlx results store .* Page 5"),
+        # SQLite's integrity report says "Page 5: ..." or "Tree 5 page 5: ..." by version
+        (_overwritten_page, r"corrupt ncps-mlx results store .* (?i:page 5)\b"),
         (_other_application, "foreign SQLite database"),
         (_other_application_id, "foreign SQLite database"),
         (_our_id_without_tables, "foreign database.*table 'architectures' is missing"),

@@ -27,13 +27,19 @@ def evaluate(name, x, compiled=False):
 
 
 def test_the_polynomial_form_is_used_for_large_float32_arrays_on_the_cpu_only():
-    assert mx.default_device() == mx.cpu  # the CI machines
-    large = mx.zeros((fast_math.POLYNOMIAL_MIN_SIZE,))
-    assert fast_math.uses_polynomial(large)
-    assert not fast_math.uses_polynomial(large.astype(mx.float16))
-    assert not fast_math.uses_polynomial(large[:-1])
-    small = np.linspace(-5, 5, 101, dtype=np.float32)
-    assert mx.array_equal(fast_math.sigmoid(mx.array(small)), mx.sigmoid(mx.array(small)))
+    large = mx.linspace(-5, 5, fast_math.POLYNOMIAL_MIN_SIZE)
+    small = mx.linspace(-5, 5, 101)
+    with mx.stream(mx.cpu):  # the default device decides, whatever the machine's default
+        assert fast_math.uses_polynomial(large)
+        assert not fast_math.uses_polynomial(large.astype(mx.float16))
+        assert not fast_math.uses_polynomial(large[:-1])
+        assert not mx.array_equal(fast_math.sigmoid(large), mx.sigmoid(large))  # it ran
+        assert mx.array_equal(fast_math.sigmoid(small), mx.sigmoid(small))
+    if mx.is_available(mx.gpu):  # a GPU always runs MLX's own kernels
+        with mx.stream(mx.gpu):
+            assert not fast_math.uses_polynomial(large)
+            assert mx.array_equal(fast_math.sigmoid(large), mx.sigmoid(large))
+            assert mx.array_equal(fast_math.tanh(large), mx.tanh(large))
 
 
 @pytest.mark.parametrize("compiled", [False, True])

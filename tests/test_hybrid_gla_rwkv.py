@@ -268,3 +268,37 @@ def test_unbounded_log_decays_are_clamped_so_chunked_and_step_forms_agree():
     assert bool(mx.all(mx.isfinite(out)).item())
     np.testing.assert_allclose(np.array(out), np.array(mx.stack(steps, axis=2)), atol=1e-4)
     np.testing.assert_allclose(np.array(final), np.array(s), atol=1e-4)
+
+
+def decay_reference(q, k, v, log_decay, bonus=None):
+    """The decayed recurrence one step at a time in float64 (``bonus`` ``(H, K)``: RWKV-6)."""
+    q, k, v, log_decay = (np.array(a, np.float64) for a in (q, k, v, log_decay))
+    state = np.zeros((*q.shape[:2], q.shape[-1], v.shape[-1]))
+    outputs = []
+    for t in range(q.shape[2]):
+        kv = k[:, :, t, :, None] * v[:, :, t, None, :]
+        decayed = np.exp(np.maximum(log_decay[:, :, t], -30.0))[..., None] * state + kv
+        read = decayed if bonus is None else state + np.array(bonus, np.float64)[..., None] * kv
+        outputs.append(np.einsum("bhk,bhkv->bhv", q[:, :, t], read))
+        state = decayed
+    return np.stack(outputs, axis=2), state
+
+
+@pytest.mark.parametrize("bonus", [None, 1.0], ids=["gla", "rwkv"])
+def test_weak_decays_after_strong_ones_keep_float32_precision_in_a_chunk(bonus):
+    """32 steps of log-decay -29.7 then 32 of -1e-3 in one chunk of 64: the cumulative log-decay
+    reaches -950, where a float32 step is 6e-5, so a relative decay taken as a difference of
+    cumulative sums would be off by ~1e-3 (relative) after 32 weak steps; summed directly it
+    keeps float32 precision. The output is ~30, so 1e-5 is about 2^-24 times the 64 steps."""
+    from ncps_mlx.hybrid.layers.gla import decay_attention_chunked
+
+    mx.random.seed(9)
+    b, h, t, k = 2, 2, 64, 4
+    q, key, v = (mx.random.normal((b, h, t, k)) for _ in range(3))
+    strong, weak = mx.full((b, h, t // 2, k), -29.7), mx.full((b, h, t // 2, k), -1e-3)
+    log_decay = mx.concatenate([strong, weak], axis=2)
+    bonus = None if bonus is None else mx.full((h, k), bonus)
+    out, final = decay_attention_chunked(q, key, v, log_decay, mx.zeros((b, h, k, k)), 64, bonus)
+    expected, expected_final = decay_reference(q, key, v, log_decay, bonus)
+    np.testing.assert_allclose(np.array(out), expected, atol=1e-5, rtol=1e-6)
+    np.testing.assert_allclose(np.array(final), expected_final, atol=1e-5, rtol=1e-6)

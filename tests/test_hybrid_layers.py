@@ -13,7 +13,7 @@ from ncps_mlx.hybrid import WiredLinear
 from ncps_mlx.hybrid.layers.conv import CausalConvBlock
 from ncps_mlx.hybrid.layers.ffn import FeedForward
 from ncps_mlx.hybrid.layers.kan import KANLayer, bspline_bases, uniform_knots
-from ncps_mlx.hybrid.layers.self_attention import CausalSelfAttention
+from ncps_mlx.hybrid.layers.self_attention import ROPE_MAX_ROWS, CausalSelfAttention
 from ncps_mlx.wirings import Random
 
 D = 8
@@ -136,6 +136,27 @@ def test_attention_with_head_dim_wider_than_d_over_heads():
     layer = CausalSelfAttention(D, 3, head_dim=6, window_size=4)
     x = mx.random.normal((1, 7, D))
     np.testing.assert_allclose(np.array(layer(x)[0]), attention_reference(layer, x), atol=1e-5)
+
+
+@pytest.mark.parametrize("heads", [2, 8])
+def test_a_batch_too_wide_for_one_cuda_rope_launch_is_rotated_in_slices(heads, monkeypatch):
+    """MLX's CUDA RoPE kernel cannot launch for ``batch * ceil(heads / 4) >= 128`` at one
+    position (its thread blocks would be 128+ threads deep where CUDA allows 64)."""
+    rope, depths = mx.fast.rope, []
+
+    def recording_rope(x, *args, **kwargs):
+        depths.append(x.shape[0] * -(-x.shape[1] // 4))
+        return rope(x, *args, **kwargs)
+
+    monkeypatch.setattr(mx.fast, "rope", recording_rope)
+    mx.random.seed(2)
+    layer = CausalSelfAttention(D, heads, head_dim=4)
+    x = mx.random.normal((150, 2, D))
+    y, _ = layer(x)
+    step, _ = layer(x[:, 1:], layer(x[:, :1])[1])  # the second position, from a cache
+    assert max(depths) <= ROPE_MAX_ROWS and len(depths) > 2
+    np.testing.assert_allclose(np.array(y), attention_reference(layer, x), atol=1e-5)
+    np.testing.assert_allclose(np.array(step), np.array(y[:, 1:]), atol=1e-5)
 
 
 def test_feed_forward_is_dense_gelu_dense():

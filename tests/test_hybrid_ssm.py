@@ -96,7 +96,10 @@ def test_stepping_equals_the_whole_sequence(conv_width):
         outputs.append(y_t)
     np.testing.assert_allclose(np.array(mx.stack(outputs, axis=1)), np.array(whole), **TOL)
     np.testing.assert_allclose(np.array(cache.ssm), np.array(final.ssm), **TOL)
-    np.testing.assert_array_equal(np.array(cache.conv), np.array(final.conv))
+    # The conv cache holds in_proj(u) of the last steps, computed from a (B, D) row per step and
+    # from the (B, T, D) block at once: a GPU GEMM may sum the D = 6 products of the two shapes
+    # in different orders, a difference of at most D 2^-24 sum|w u| (about 4e-7 here).
+    np.testing.assert_allclose(np.array(cache.conv), np.array(final.conv), rtol=1e-6, atol=1e-6)
 
 
 def test_chunks_passing_the_cache_equal_the_whole_sequence():

@@ -1,6 +1,7 @@
 """LiquidSeq2Seq: teacher forcing, cached generation, sampling, beam search, training."""
 
 import itertools
+import math
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -8,6 +9,7 @@ import mlx.optimizers as optim
 import numpy as np
 import pytest
 
+from ncps_mlx.hybrid.layers.self_attention import ROPE_MAX_ROWS
 from ncps_mlx.hybrid.models.seq2seq import LiquidSeq2Seq, _filter_logits, _reverse_prefixes
 from ncps_mlx.training import fit
 from ncps_mlx.wirings import AutoNCP, FullyConnected
@@ -68,6 +70,42 @@ def test_cached_and_uncached_decoding_give_the_same_tokens(model, source, settin
     cached = model.generate(source, START, END, max_length=8, **settings)
     uncached = model.generate(source, START, END, max_length=8, use_cache=False, **settings)
     np.testing.assert_array_equal(np.array(cached), np.array(uncached))
+
+
+@pytest.mark.parametrize("use_cache", [True, False], ids=["cached", "uncached"])
+def test_generation_gives_no_op_an_empty_array_or_a_rope_batch_cuda_cannot_launch(
+    model, use_cache, monkeypatch
+):
+    """MLX 0.32's CUDA RoPE kernel cannot launch over 128+ rows of heads at one position
+    ("cudaGraphAddKernelNode ... invalid argument"), and empty operands are best kept from GPU
+    kernels too: record every call of the ops generation builds its state with (70 rows, x3
+    with beams, so RoPE must be sliced)."""
+    calls = []
+
+    def recording(function):
+        def record(first, *args, **kwargs):
+            arrays = first if isinstance(first, list) else [first, *args]
+            arrays = [a for a in arrays if isinstance(a, mx.array)]
+            calls.append((function.__name__, [a.shape for a in arrays]))
+            return function(first, *args, **kwargs)
+
+        return record
+
+    for namespace, name in [(mx, "concatenate"), (mx, "take_along_axis"), (mx.fast, "rope")]:
+        monkeypatch.setattr(namespace, name, recording(getattr(namespace, name)))
+    source = mx.array(np.random.default_rng(2).integers(0, 10, (70, 5)), dtype=mx.int32)
+    for settings in [
+        {},
+        {"temperature": 1.0, "top_k": 3, "top_p": 0.9, "seed": 1},
+        {"num_beams": 3},
+    ]:
+        tokens = model.generate(source, START, END, max_length=4, use_cache=use_cache, **settings)
+        assert tokens.shape[0] == 70 and 1 <= tokens.shape[1] <= 4
+    assert {name for name, _ in calls} == {"concatenate", "take_along_axis", "rope"}
+    for name, shapes in calls:
+        assert all(math.prod(shape) > 0 for shape in shapes), (name, shapes)
+        if name == "rope":
+            assert shapes[0][0] * -(-shapes[0][1] // 4) <= ROPE_MAX_ROWS
 
 
 def test_greedy_equals_top_k_1_and_a_single_beam(model, source):

@@ -136,7 +136,8 @@ def test_two_ranks_on_the_ring_backend_equal_one_process_on_the_combined_batch(
 ):
     """SGD matches to float32 rounding; Adam divides each gradient by its running RMS, which
     turns last-bit differences of near-zero gradients (summation order across ranks) into
-    differences of up to ~1e-4 after a few steps."""
+    differences of up to ~1e-4 after a few steps. Both sides compute on the CPU on any
+    machine (see the script), so only the data-parallel arithmetic differs."""
     launch = shutil.which("mlx.launch", path=str(Path(sys.executable).parent))
     script = str(ROOT / "tests" / "distributed_fit_script.py")
     subprocess.run(

@@ -12,6 +12,14 @@ from .wired_linear import WiredLinear
 
 __all__ = ["AttentionCache", "CausalSelfAttention", "split_heads", "merge_heads"]
 
+#: Most ``batch * ceil(num_heads / 4)`` per :func:`mlx.core.fast.rope` call. MLX 0.32's CUDA
+#: RoPE kernel spreads that product over the z axis of its thread blocks and, when
+#: ``head_dim / 2`` and the number of positions are small (one position per decoding step),
+#: makes that axis 128 or more threads long where CUDA allows 64: the launch fails with
+#: "cudaGraphAddKernelNode ... invalid argument" from a batch of 128 (4 heads) up. Rows rotate
+#: independently, so a larger batch is rotated in slices, with the same result.
+ROPE_MAX_ROWS = 64
+
 
 def split_heads(projected: mx.array, num_heads: int) -> mx.array:
     """``(B, T, H * d_h)`` -> ``(B, H, T, d_h)``."""
@@ -116,11 +124,23 @@ class CausalSelfAttention(nn.Module):
         return AttentionCache(empty, empty, 0)
 
     def _rotate(self, x: mx.array, offset: int) -> mx.array:
+        """RoPE of ``x`` ``(B, H, T, d_h)`` from position ``offset``, in slices of the batch
+        that MLX's CUDA kernel can launch (see :data:`ROPE_MAX_ROWS`)."""
         if not self.rope:
             return x
-        return mx.fast.rope(
-            x, self.head_dim, traditional=False, base=self.rope_base, scale=1.0, offset=offset
-        )
+        rows = max(1, ROPE_MAX_ROWS // -(-self.num_heads // 4))
+        rotated = [
+            mx.fast.rope(
+                x[start : start + rows],
+                self.head_dim,
+                traditional=False,
+                base=self.rope_base,
+                scale=1.0,
+                offset=offset,
+            )
+            for start in range(0, x.shape[0], rows)
+        ]
+        return rotated[0] if len(rotated) == 1 else mx.concatenate(rotated)
 
     def _mask(self, queries: int, keys: int) -> mx.array:
         """``(queries, keys)`` boolean mask: the last ``queries`` of ``keys`` positions."""
@@ -133,13 +153,13 @@ class CausalSelfAttention(nn.Module):
 
     def __call__(self, x: mx.array, cache: AttentionCache | None = None):
         """``x`` ``(B, T, D)`` -> ``(y (B, T, D), cache)``; ``cache`` continues a stream."""
-        if cache is None:
-            cache = self.make_cache(x.shape[0], x.dtype)
-        length = x.shape[1]
-        queries = self._rotate(split_heads(self.q_proj(x), self.num_heads), cache.offset)
-        keys = self._rotate(split_heads(self.k_proj(x), self.num_heads), cache.offset)
-        keys = mx.concatenate([cache.keys, keys], axis=2)
-        values = mx.concatenate([cache.values, split_heads(self.v_proj(x), self.num_heads)], axis=2)
+        length, offset = x.shape[1], 0 if cache is None else cache.offset
+        queries = self._rotate(split_heads(self.q_proj(x), self.num_heads), offset)
+        keys = self._rotate(split_heads(self.k_proj(x), self.num_heads), offset)
+        values = split_heads(self.v_proj(x), self.num_heads)
+        if cache is not None and cache.keys.shape[2]:  # no empty operand for an empty cache
+            keys = mx.concatenate([cache.keys, keys], axis=2)
+            values = mx.concatenate([cache.values, values], axis=2)
         attended = mx.fast.scaled_dot_product_attention(
             queries,
             keys,
@@ -150,7 +170,7 @@ class CausalSelfAttention(nn.Module):
         merged = merge_heads(attended)
         if self.window_size is not None:
             keys, values = keys[:, :, -self.window_size :], values[:, :, -self.window_size :]
-        return self.out_proj(merged), AttentionCache(keys, values, cache.offset + length)
+        return self.out_proj(merged), AttentionCache(keys, values, offset + length)
 
     def step(self, x_t: mx.array, cache: AttentionCache):
         """One token: ``x_t`` ``(B, D)`` -> ``(y_t (B, D), cache)``."""

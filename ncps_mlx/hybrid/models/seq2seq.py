@@ -282,7 +282,8 @@ class LiquidSeq2Seq(nn.Module):
             if timespans is not None and mx.array(timespans).ndim >= 2:
                 spans = mx.array(timespans).reshape(x.shape[0], x.shape[1])
                 # Reversed, step k's gap is the forward gap of the step after it.
-                following = mx.concatenate([spans[:, 1:], spans[:, -1:]], axis=1)
+                after = mx.minimum(mx.arange(1, x.shape[1] + 1), x.shape[1] - 1)
+                following = spans[:, after]
                 if lengths is not None:  # the last valid step has no successor
                     last = mx.take_along_axis(spans, (lengths - 1)[:, None], axis=1)
                     valid_end = mx.arange(x.shape[1])[None, :] == (lengths - 1)[:, None]
@@ -429,7 +430,7 @@ class LiquidSeq2Seq(nn.Module):
         scores = mx.where(mx.arange(beams) == 0, 0.0, -mx.inf)[None, :] * mx.ones((batch, 1))
         finished = mx.zeros((batch, beams), mx.bool_)
         lengths = mx.zeros((batch, beams), mx.int32)
-        sequences = mx.zeros((batch, beams, 0), mx.int32)
+        sequences = None  # (B, beams, steps) from the first step on
         for _ in range(max_length):
             log_probs = nn.log_softmax(decoder.next_logits(), axis=-1).reshape(batch, beams, vocab)
             if end_token is not None:  # a finished hypothesis only extends with end_token, free
@@ -439,10 +440,11 @@ class LiquidSeq2Seq(nn.Module):
             best = mx.argsort(-candidates, axis=-1)[:, :beams]
             scores = mx.take_along_axis(candidates, best, axis=-1)
             parent, token = best // vocab, (best % vocab).astype(mx.int32)
-            sequences = mx.concatenate(
-                [mx.take_along_axis(sequences, parent[..., None], axis=1), token[..., None]],
-                axis=2,
-            )
+            if sequences is None:
+                sequences = token[..., None]
+            else:
+                kept = mx.take_along_axis(sequences, parent[..., None], axis=1)
+                sequences = mx.concatenate([kept, token[..., None]], axis=2)
             was_finished = mx.take_along_axis(finished, parent, axis=1)
             lengths = mx.take_along_axis(lengths, parent, axis=1) + (~was_finished)
             if end_token is not None:
