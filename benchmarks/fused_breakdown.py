@@ -19,9 +19,9 @@ import mlx.nn as nn  # noqa: E402
 import mlx.optimizers as optim  # noqa: E402
 
 from ncps_mlx import LTC, CfC, kernels  # noqa: E402
-from ncps_mlx.cells import CfCCell, LTCCell  # noqa: E402
-from ncps_mlx.kernels import cfc, ltc  # noqa: E402
-from ncps_mlx.wirings import AutoNCP  # noqa: E402
+from ncps_mlx.cells import CfCCell, WiredCfCCell  # noqa: E402
+from ncps_mlx.kernels import cfc, ltc, wired_cfc  # noqa: E402
+from ncps_mlx.wirings import AutoNCP, FullyConnected  # noqa: E402
 
 BATCH, STEPS, FEATURES = 32, 256, 16
 
@@ -39,15 +39,17 @@ def best_ms(function, repeats: int = 20) -> float:
 
 def kernel_times(cell, prepared, h0, backend: str) -> dict:
     """The forward kernel alone and the custom function's VJP alone (the backward kernels
-    and the weight products; dense CfC and LTC)."""
+    and the weight products)."""
     if type(cell) is CfCCell:
         module, fused, cfg = cfc, cfc.fused_cfc, cfc.CfCKernelConfig.of(cell)
         primals = cfc._primals(cfg, prepared.inputs[0], h0, 1.0, None, prepared.params)
-    elif type(cell) is LTCCell:
+    elif type(cell) is WiredCfCCell:
+        module, fused = wired_cfc, wired_cfc.fused_wired_cfc
+        cfg = wired_cfc.WiredCfCKernelConfig.of(cell)
+        primals = wired_cfc._primals(cfg, prepared.inputs[0], h0, 1.0, None, prepared.params)
+    else:
         module, fused, cfg = ltc, ltc.fused_ltc, ltc.LTCKernelConfig.of(cell)
         primals = ltc._primals(cell, prepared.inputs, h0, 1.0, None, prepared.params)
-    else:
-        return {}
     arrays = dict(zip(module._PRIMALS, primals, strict=True))
     mx.eval(arrays)
     states = fused.forward(backend, cfg, arrays)
@@ -99,6 +101,7 @@ def main() -> None:
         "CfC(16, 64)": CfC(FEATURES, 64, kernel="fused"),
         "CfC AutoNCP(64, 8)": CfC(FEATURES, AutoNCP(64, 8), kernel="fused"),
         "LTC AutoNCP(64, 8)": LTC(FEATURES, AutoNCP(64, 8), kernel="fused"),
+        "LTC FullyConnected(64)": LTC(FEATURES, FullyConnected(64), kernel="fused"),
     }
     for label, model in models.items():
         print(label, measure(model, x, backend), flush=True)

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from ncps_mlx import LTC, CfC, kernels  # noqa: E402
 from ncps_mlx.apps.bench.cells import mlx_timers  # noqa: E402
 from ncps_mlx.apps.bench.timing import best_of, mlx_peak_mb  # noqa: E402
-from ncps_mlx.wirings import AutoNCP, Random  # noqa: E402
+from ncps_mlx.wirings import AutoNCP, FullyConnected, Random  # noqa: E402
 
 #: (label, batch, steps, features, the model given ``features``)
 WORKLOADS = [
@@ -30,6 +30,7 @@ WORKLOADS = [
     ("CfC AutoNCP(64, 8) wired", 32, 256, 16, lambda f: CfC(f, AutoNCP(64, 8))),
     ("CfC(16, 256) B=256 T=1024", 256, 1024, 16, lambda f: CfC(f, 256)),
     ("LTC AutoNCP(64, 8) sparse", 32, 256, 16, lambda f: LTC(f, AutoNCP(64, 8), sparse=True)),
+    ("LTC FullyConnected(64) dense", 32, 256, 16, lambda f: LTC(f, FullyConnected(64))),
     (
         "LTC Random N=256 fan-in 16",
         32,

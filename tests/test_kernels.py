@@ -11,6 +11,7 @@ suite's ``conftest.py`` sets ``MLX_ENABLE_TF32=0`` before MLX starts (it only ma
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import subprocess
 import warnings
@@ -30,7 +31,7 @@ from ncps_mlx.kernels import (
 )
 from ncps_mlx.kernels import cfc as fused  # noqa: E402
 from ncps_mlx.kernels import ltc as fused_ltc  # noqa: E402
-from ncps_mlx.wirings import AutoNCP, Random  # noqa: E402
+from ncps_mlx.wirings import AutoNCP, FullyConnected, Random  # noqa: E402
 
 RTOL = 1e-5
 GPU = kernels.gpu_backend()
@@ -291,17 +292,10 @@ HOST_LTC_WIRINGS = {
 }
 
 
-@pytest.mark.skipif(host_kernels.COMPILER is None, reason="no C++ compiler (g++)")
-@pytest.mark.parametrize(
-    "name, synapses",
-    [(name, "resident") for name in HOST_LTC_WIRINGS]
-    + [(name, "streamed") for name in list(LTC_WIRINGS)[:2]],
-)
-def test_the_ltc_kernel_source_equals_its_emulation_on_host_threads(monkeypatch, name, synapses):
-    if synapses == "streamed":  # no registers to spare: synapse parameters read from memory
-        monkeypatch.setattr(fused_ltc, "REGISTER_FILE", 0)
+def assert_ltc_source_equals_emulation(cell):
+    """:func:`assert_source_equals_emulation` for the fused LTC of ``cell`` on the data of
+    :func:`inputs` (a batch of 3), the weights' gradients compared at occupied slots."""
     mx.random.seed(5)
-    cell = ltc_for(name).rnn_cell
     x, timespans, hx, mask = inputs(hidden=cell.num_neurons)
     time_major = lambda a: a.swapaxes(0, 1)[..., None]  # noqa: E731
     prepared = cell.prepare(x.swapaxes(0, 1))
@@ -311,13 +305,70 @@ def test_the_ltc_kernel_source_equals_its_emulation_on_host_threads(monkeypatch,
     occupied = fused_ltc.kernel_table(cell).valid.reshape(-1)
     cotangent = mx.random.normal((x.shape[1], x.shape[0], cell.num_neurons))
     cfg = fused_ltc.LTCKernelConfig.of(cell)
-    if name.endswith("in-memory"):
-        assert not cfg.scratch_on_chip() and dict(cfg.template("backward"))["ACC"] == 0
-    else:
-        assert cfg.resident("forward") == (synapses == "resident")
     assert_source_equals_emulation(
         fused_ltc.fused_ltc, cfg, primals, cotangent, {"w": occupied, "w_erev": occupied}
     )
+
+
+@pytest.mark.skipif(host_kernels.COMPILER is None, reason="no C++ compiler (g++)")
+@pytest.mark.parametrize(
+    "name, synapses",
+    [(name, "resident") for name in HOST_LTC_WIRINGS]
+    + [(name, "streamed") for name in list(LTC_WIRINGS)[:2]],
+)
+def test_the_ltc_kernel_source_equals_its_emulation_on_host_threads(monkeypatch, name, synapses):
+    if synapses == "streamed":  # no registers to spare: parameters and step inputs from memory
+        monkeypatch.setattr(fused_ltc, "REGISTER_FILE", 0)
+    cell = ltc_for(name).rnn_cell
+    cfg = fused_ltc.LTCKernelConfig.of(cell)
+    if name.endswith("in-memory"):
+        assert not cfg.scratch_on_chip() and dict(cfg.template("backward", 3))["ACC"] == 0
+    else:
+        assert cfg.resident("forward") == (synapses == "resident")
+    for kernel in ("forward", "backward"):
+        assert dict(cfg.template(kernel, 3))["AHD"] == (synapses == "resident")
+    assert_ltc_source_equals_emulation(cell)
+
+
+#: Layouts of the LTC backward on a dense FullyConnected(20) (3 outgoing synapses a thread):
+#: the module constants patched, and the ``SPLIT``, ``ACC`` and on-chip scratch expected at
+#: a batch of 3.
+SPLIT_LAYOUTS = {
+    "registers-suffice": ({}, (1, 1, True)),
+    "split-2": ({"MAX_REGISTER_SYNAPSES": 2}, (2, 1, True)),
+    "split-4-scratch-in-memory": (
+        {"MAX_REGISTER_SYNAPSES": 1, "SHARED_MEMORY_LIMIT": 0},
+        (4, 1, False),
+    ),
+    "past-the-block-limit": (
+        {"MAX_REGISTER_SYNAPSES": 2, "SPLIT_MAX_BLOCKS": 5},
+        (1, 0, True),
+    ),
+    "no-split-fits": ({"MAX_REGISTER_SYNAPSES": 0}, (1, 0, True)),
+}
+
+
+@pytest.mark.skipif(host_kernels.COMPILER is None, reason="no C++ compiler (g++)")
+@pytest.mark.parametrize("layout", SPLIT_LAYOUTS)
+def test_the_split_ltc_backward_source_equals_its_emulation_on_host_threads(monkeypatch, layout):
+    patches, expected = SPLIT_LAYOUTS[layout]
+    for name, value in patches.items():
+        monkeypatch.setattr(fused_ltc, name, value)
+    cell = LTC(5, FullyConnected(20), sparse=False, ode_unfolds=3).rnn_cell
+    cfg = fused_ltc.LTCKernelConfig.of(cell)
+    template = dict(cfg.template("backward", 3))
+    assert (template["SPB"], template["NPG"]) == (3, 1)
+    assert (template["SPLIT"], template["ACC"], cfg.scratch_on_chip()) == expected
+    assert_ltc_source_equals_emulation(cell)
+
+
+def test_the_ltc_backward_splits_only_where_registers_need_it_and_blocks_are_idle():
+    fully_connected = fused_ltc.LTCKernelConfig(64, 64, 6, 64)  # 16 synapses a thread
+    assert [fully_connected.split(batch) for batch in (1, 32, 132, 133, 256)] == [2, 2, 2, 1, 1]
+    assert fully_connected.split(None) == 1
+    assert fused_ltc.LTCKernelConfig(64, 23, 6, 30).split(32) == 1  # 8: registers suffice
+    assert fused_ltc.LTCKernelConfig(128, 64, 6, 64).split(32) == 4  # 32
+    assert fused_ltc.LTCKernelConfig(4096, 16, 6, 40).split(1) == 1  # 640: none fits
 
 
 # ---------------------------------------------------------------------------- self-check
@@ -400,11 +451,15 @@ def cuda_translation_unit(source, template) -> str:
         (fused_ltc.FORWARD, fused_ltc.LTCKernelConfig(4096, 16, 6, 40).template("forward")),
         (
             fused_ltc.BACKWARDS[True],
-            fused_ltc.LTCKernelConfig(64, 23, 6, 30).template("backward"),
+            fused_ltc.LTCKernelConfig(64, 23, 6, 30).template("backward", 32),
+        ),
+        (
+            fused_ltc.BACKWARDS[True],
+            fused_ltc.LTCKernelConfig(64, 64, 6, 64).template("backward", 32),
         ),
         (
             fused_ltc.BACKWARDS[False],
-            fused_ltc.LTCKernelConfig(4096, 16, 1, 40).template("backward"),
+            fused_ltc.LTCKernelConfig(4096, 16, 1, 40).template("backward", 32),
         ),
     ],
     ids=[
@@ -415,18 +470,48 @@ def cuda_translation_unit(source, template) -> str:
         "ltc-forward",
         "ltc-forward-large",
         "ltc-backward-on-chip",
+        "ltc-backward-split",
         "ltc-backward-in-memory",
     ],
 )
 def test_the_cuda_kernels_compile_with_nvcc(tmp_path, source, template):
+    result = compile_with_nvcc(tmp_path, source, template)
+    assert result.returncode == 0, result.stderr
+
+
+def compile_with_nvcc(tmp_path, source, template, *options) -> subprocess.CompletedProcess:
+    """nvcc's run on the kernel's translation unit (sm_90, with ``options``)."""
     path = tmp_path / f"{source.name}.cu"
     path.write_text(cuda_translation_unit(source, template))
-    result = subprocess.run(
-        [NVCC, "-c", "-arch=sm_90", str(path), "-o", str(tmp_path / "kernel.o")],
+    return subprocess.run(
+        [NVCC, "-c", "-arch=sm_90", *options, str(path), "-o", str(tmp_path / "kernel.o")],
         capture_output=True,
         text=True,
     )
+
+
+#: LTC configurations whose register use is checked: a dense FullyConnected(64) (its
+#: backward split in two at a batch of 32), AutoNCP(64, 8), and 4,096 neurons.
+REGISTER_CHECKED_LTCS = {
+    "fully-connected-64": fused_ltc.LTCKernelConfig(64, 64, 6, 64),
+    "autoncp-64-8": fused_ltc.LTCKernelConfig(64, 23, 6, 30),
+    "4096-neurons": fused_ltc.LTCKernelConfig(4096, 16, 6, 40),
+}
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc is not installed")
+@pytest.mark.parametrize("kernel", ["forward", "backward"])
+@pytest.mark.parametrize("name", REGISTER_CHECKED_LTCS)
+def test_the_ltc_kernels_fit_a_multiprocessors_registers_without_spills(tmp_path, name, kernel):
+    cfg = REGISTER_CHECKED_LTCS[name]
+    source = (
+        fused_ltc.FORWARD if kernel == "forward" else fused_ltc.BACKWARDS[cfg.scratch_on_chip()]
+    )
+    result = compile_with_nvcc(tmp_path, source, cfg.template(kernel, 32), "-Xptxas", "-v")
     assert result.returncode == 0, result.stderr
+    registers = int(re.search(r"Used (\d+) registers", result.stderr).group(1))
+    assert registers * cfg.threads(kernel) <= 65536, registers
+    assert " 0 bytes stack frame, 0 bytes spill stores," in result.stderr, result.stderr
 
 
 def test_auto_keeps_the_loop_for_large_ltcs_where_fused_is_slower(monkeypatch):

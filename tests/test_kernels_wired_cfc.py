@@ -33,6 +33,7 @@ from ncps_mlx.wirings import NCP, AutoNCP, FullyConnected, MultiScaleWiring  # n
 
 WIRINGS = {
     "autoncp": lambda: AutoNCP(12, 3, seed=1),
+    "autoncp-40": lambda: AutoNCP(40, 4, seed=2),
     "ncp": lambda: NCP(4, 3, 2, 3, 2, 2, 2, seed=5),
     "fully-connected": lambda: FullyConnected(6, 3),  # one layer, motor neurons 0..2 of 6
     "multiscale": lambda: MultiScaleWiring(3, 3, 2, 2, time_scales=(1.0, 4.0, 16.0), seed=3),
@@ -144,7 +145,25 @@ def test_the_kernel_source_computes_what_its_emulation_computes(monkeypatch, nam
     if weights == "streamed":
         monkeypatch.setattr(fused, "REGISTER_FILE", 0)
     cfg, arrays = kernel_arrays(name, mode)
-    assert cfg.resident() == (weights == "resident")
+    assert cfg.resident("forward") == cfg.resident("backward") == (weights == "resident")
+    assert_kernels_write_what_the_emulation_computes(cfg, arrays)
+
+
+@pytest.mark.skipif(host_kernels.COMPILER is None, reason="no C++ compiler")
+@pytest.mark.parametrize("mode", MODES)
+def test_a_forward_lane_group_runs_several_neurons_where_the_block_is_too_small(monkeypatch, mode):
+    """With one warp per block, the forward's 40 neurons get single-lane groups that run two
+    neurons each (``NPG`` = 2)."""
+    monkeypatch.setattr(fused, "FORWARD_THREADS", 32)
+    monkeypatch.setattr(fused, "MAX_FORWARD_THREADS", 32)
+    cfg, arrays = kernel_arrays("autoncp-40", mode)
+    assert (cfg.lanes(), cfg.forward_threads(), cfg.neurons_per_group()) == (1, 32, 2)
+    assert_kernels_write_what_the_emulation_computes(cfg, arrays)
+
+
+def assert_kernels_write_what_the_emulation_computes(cfg, arrays):
+    """The forward (recording) and backward kernels on host threads write what the emulation
+    computes, output by output."""
     want_record = fused._run_forward("emulated", cfg, arrays, record=True)
     want = fused._run_backward("emulated", cfg, dict(arrays, heads=want_record["heads"]))
     with host_kernels.running():

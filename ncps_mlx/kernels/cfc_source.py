@@ -108,21 +108,28 @@ BACKWARD_INPUTS = FORWARD_INPUTS + ["pre", "heads", "dhs"]
 BACKWARD_OUTPUTS = ["d_first", "d_pre", "d_heads", "dh0", "dts", "damp", "dwtau"]
 
 
-def state_update(width: str, unit: str) -> str:
+def state_update(
+    width: str, unit: str, heads: tuple[str, ...] | None = None, pure: tuple[str, str] | None = None
+) -> str:
     """C lines that set ``float hn``, the new state of one neuron after a step of length
     ``span``, from its heads in the shared vector ``g``: ``g[j]``, ``g[width + j]``,
     ``g[2 * width + j]``, ``g[3 * width + j]`` (ff1, ff2, time_a, time_b; mode pure: ``g[j]``
-    alone, with ``amp[unit]`` and ``wtau[unit]``). Shared by the dense and the wired kernels."""
+    alone, with ``amp[unit]`` and ``wtau[unit]``). Shared by the dense and the wired kernels.
+
+    ``heads`` (the four expressions, or one in mode pure) and ``pure`` (those of ``amp`` and
+    ``wtau``) replace the reads from ``g``, ``amp`` and ``wtau``, e.g. with registers."""
+    f1, f2, gate, bias = heads or tuple(f"g[{k} * {width} + j]" for k in range(4))
+    a, tau = pure or (f"amp[{unit}]", f"wtau[{unit}]")
     return f"""
       float hn;
       if (MODE == 2) {{
-        const float f = g[j];
-        const float e = EXP(-span * (ABS(wtau[{unit}]) + ABS(f)));
-        hn = -amp[{unit}] * e * f + amp[{unit}];
+        const float f = {f1};
+        const float e = EXP(-span * (ABS({tau}) + ABS(f)));
+        hn = -({a}) * e * f + ({a});
       }} else {{
-        const float f1 = TANH(g[j]);
-        const float f2 = TANH(g[{width} + j]);
-        const float s = ncps_sigmoid(g[2 * {width} + j] * span + g[3 * {width} + j]);
+        const float f1 = TANH({f1});
+        const float f2 = TANH({f2});
+        const float s = ncps_sigmoid({gate} * span + {bias});
         hn = MODE == 1 ? f1 + s * f2 : f1 * (1.0f - s) + s * f2;
       }}
 """

@@ -6,9 +6,11 @@ table of a :class:`DenseTable`.
 :data:`fused_ltc` takes what the reference loop takes (the cell's prepared sensory sums and
 :class:`~ncps_mlx.cells.ltc.LTCParams`, the initial potentials, timespans and padding) and
 returns the potentials after every step, differentiable with respect to all of them. Forward
-and backward are the kernels of :mod:`ncps_mlx.kernels.ltc_source`; per-sequence parameter
-gradients are summed over the batch here. The first use of each configuration is checked
-against the reference path.
+and backward are the kernels of :mod:`ncps_mlx.kernels.ltc_source`, one block per sequence,
+or for the backward ``SPLIT`` blocks per sequence where a small batch leaves multiprocessors
+idle and the synapse-gradient sums only fit in registers in parts
+(:meth:`LTCKernelConfig.split`); per-sequence parameter gradients are summed over the batch
+here. The first use of each configuration is checked against the reference path.
 """
 
 from __future__ import annotations
@@ -46,12 +48,25 @@ __all__ += ["AUTO_MAX_NEURONS", "AUTO_MAX_NEURONS_WIDE_BATCH", "AUTO_WIDE_BATCH"
 
 #: Threads per block of the forward and the backward kernel. A CUDA launch fails when threads
 #: x registers per thread exceed a multiprocessor's 65,536 registers: the backward may use up
-#: to 255 (the most a thread has), the forward up to 128 (nvcc -Xptxas -v: 48 at N = 64, 80 at
-#: N = 4,096). Apple GPUs allow up to 1,024 threads, fewer for register-heavy kernels.
+#: to 255 (the most a thread has), the forward up to 128 (nvcc -Xptxas -v, sm_90: 62 for
+#: AutoNCP(64, 8), 86 for a dense 64, 127 at N = 4,096; the tests check these). Apple GPUs
+#: allow up to 1,024 threads, fewer for register-heavy kernels.
 MAX_THREADS = {"forward": 512, "backward": 256}
 
-#: Synapse-gradient sums a backward thread keeps in registers (beyond: in device memory).
+#: Synapses whose four gradient sums a backward thread keeps in registers (``4 *
+#: MAX_REGISTER_SYNAPSES`` sums; beyond, split over blocks or kept in device memory).
 MAX_REGISTER_SYNAPSES = 8
+
+#: Neurons per group up to which the kernels read a step's timespan and sensory sums a step
+#: ahead (``AHD``; 2 registers a neuron). Beyond, a step's longer work hides their latency,
+#: and registers are short: the forward at N = 4,096 (8 a group) uses 127 of its 128.
+AHEAD_MAX_NEURONS_PER_GROUP = 4
+
+#: Most blocks of a backward launch split over the synapse-gradient components (``SPLIT``
+#: blocks a sequence): 264, two blocks per multiprocessor of an H200 (132). Every block of a
+#: split recomputes its whole sequence, which is free only on otherwise idle multiprocessors;
+#: a larger batch keeps one block a sequence (and the sums in device memory).
+SPLIT_MAX_BLOCKS = 264
 
 #: Registers a thread keeps for the kernels' own work (measured with nvcc -Xptxas -v: 48 at
 #: N = 64 forward; the backward, with its gradient sums, up to 160): the rest of its share of
@@ -107,12 +122,31 @@ class LTCKernelConfig(NamedTuple):
         wanted = _ceil_div(self.neurons * self.lanes(kernel), 32) * 32
         return min(MAX_THREADS[kernel], wanted)
 
-    def template(self, kernel: str) -> list[tuple[str, int]]:
-        """The compile-time constants of ``kernel`` (see :mod:`ncps_mlx.kernels.ltc_source`)."""
+    def owned(self, kernel: str) -> tuple[int, int]:
+        """Neurons a group of ``kernel`` owns (``NPG``) and outgoing synapses a lane runs
+        (``SPB``)."""
         lanes, threads = self.lanes(kernel), self.threads(kernel)
-        per_group = _ceil_div(self.neurons, threads // lanes)
-        outgoing = _ceil_div(max(self.fan_out, 1), lanes)
-        in_registers = int(per_group * outgoing <= MAX_REGISTER_SYNAPSES)
+        return _ceil_div(self.neurons, threads // lanes), _ceil_div(max(self.fan_out, 1), lanes)
+
+    def split(self, batch: int | None) -> int:
+        """Blocks a sequence of the backward kernel on ``batch`` sequences (``SPLIT``): 1, or
+        the fewest of 2 and 4 whose share of the synapse-gradient sums fits in registers
+        where all four do not, if ``batch * SPLIT <= SPLIT_MAX_BLOCKS`` (None: no split)."""
+        per_group, outgoing = self.owned("backward")
+        fitting = [
+            s for s in (1, 2, 4) if per_group * outgoing * 4 // s <= 4 * MAX_REGISTER_SYNAPSES
+        ]
+        if not fitting or batch is None or batch * fitting[0] > SPLIT_MAX_BLOCKS:
+            return 1
+        return fitting[0]
+
+    def template(self, kernel: str, batch: int | None = None) -> list[tuple[str, int]]:
+        """The compile-time constants of ``kernel`` (see :mod:`ncps_mlx.kernels.ltc_source`);
+        the backward's depend on the ``batch`` (:meth:`split`)."""
+        lanes, threads = self.lanes(kernel), self.threads(kernel)
+        per_group, outgoing = self.owned(kernel)
+        split = self.split(batch) if kernel == "backward" else 1
+        in_registers = int(per_group * outgoing * 4 // split <= 4 * MAX_REGISTER_SYNAPSES)
         return [
             ("N", self.neurons),
             ("K", self.slots),
@@ -124,15 +158,32 @@ class LTCKernelConfig(NamedTuple):
             ("SPB", outgoing),
             ("ACC", in_registers),
             ("RES", int(self.resident(kernel))),
+            ("SPLIT", split),
+            ("AHD", int(self.ahead(kernel))),
         ]
 
+    def _spare_registers(self, kernel: str) -> int:
+        """A thread's share of the register file less ``RESERVED_REGISTERS``."""
+        return REGISTER_FILE // self.threads(kernel) - RESERVED_REGISTERS[kernel]
+
+    def _synapse_registers(self, kernel: str) -> int:
+        """Registers of a thread's synapse slots' parameters, 5 a slot."""
+        return 5 * self.owned(kernel)[0] * _ceil_div(self.slots, self.lanes(kernel))
+
     def resident(self, kernel: str) -> bool:
-        """Whether ``kernel``'s threads keep their synapse slots' parameters in registers (5
-        floats a slot, within their share of the register file less
-        ``RESERVED_REGISTERS``)."""
-        lanes, threads = self.lanes(kernel), self.threads(kernel)
-        per_thread = _ceil_div(self.neurons, threads // lanes) * _ceil_div(self.slots, lanes)
-        return 5 * per_thread <= REGISTER_FILE // threads - RESERVED_REGISTERS[kernel]
+        """Whether ``kernel``'s threads keep their synapse slots' parameters in registers
+        (within their spare registers)."""
+        return self._synapse_registers(kernel) <= self._spare_registers(kernel)
+
+    def ahead(self, kernel: str) -> bool:
+        """Whether ``kernel``'s threads read a step's inputs a step ahead (``AHD``): for at
+        most ``AHEAD_MAX_NEURONS_PER_GROUP`` neurons a group, and only where their registers
+        (2 a neuron and 2) fit in the spare registers beside resident synapse parameters."""
+        per_group = self.owned(kernel)[0]
+        used = 2 * per_group + 2
+        if self.resident(kernel):
+            used += self._synapse_registers(kernel)
+        return per_group <= AHEAD_MAX_NEURONS_PER_GROUP and used <= self._spare_registers(kernel)
 
     def scratch_on_chip(self) -> bool:
         """Whether the backward kernel's scratch fits in on-chip memory."""
@@ -269,10 +320,12 @@ def _run_backward(backend: str, cfg: LTCKernelConfig, arrays: dict) -> dict:
         "d_gleak": per_sequence,
         "d_leak": per_sequence,
         "d_syn": (batch, 4, n * cfg.slots),
-        "scratch": (1,) if on_chip else (batch, scratch_floats(n, cfg.unfolds)),
     }
-    template, threads = cfg.template("backward"), cfg.threads("backward")
-    return launch(backend, BACKWARDS[on_chip], template, batch, threads, arrays, shapes)
+    split = cfg.split(batch)
+    blocks = batch * split  # a sequence's blocks share out the synapse gradients
+    shapes["scratch"] = (1,) if on_chip else (blocks, scratch_floats(n, cfg.unfolds))
+    template, threads = cfg.template("backward", batch), cfg.threads("backward")
+    return launch(backend, BACKWARDS[on_chip], template, blocks, threads, arrays, shapes)
 
 
 def _gradients(backend: str, cfg: LTCKernelConfig, arrays: dict, states, cotangent) -> dict:

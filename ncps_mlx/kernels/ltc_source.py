@@ -9,7 +9,9 @@ share out their synapse slots, ``k = lane, lane + G, ...`` of the ``(N, K)`` tab
 potentials live in on-chip memory; each owned neuron's step constants (``cm_t``, the
 denominator's constant part, the drive) live in registers, and so do the parameters of a
 thread's synapse slots where they fit (``RES``; otherwise they stream from device memory
-through the L1/L2 caches). Each iteration is ncps's update
+through the L1/L2 caches). With ``AHD`` a step's timespan and sensory sums (and, forward, its
+padding flag) are read during the step before, so that their latency does not stall the block
+at every step. Each iteration is ncps's update
 
     v_i <- (cm_t v_i + drive_i + sum_k s_ik w_erev_ik) / (base_i + sum_k s_ik w_ik),
     s_ik = sigmoid(sigma_ik (v_src(i,k) - mu_ik)), cm_t = cm UNF / dt,
@@ -22,14 +24,22 @@ gradients of its numerator and denominator; per source neuron, over its outgoing
 fan-out table: ``out_start`` ``(N + 1)``, ``out_slots`` ``(E,)``, the occupied slots sorted by
 source, at most ``M`` per source), the synapse parameters' gradients and the source's
 gradient, so no thread adds into another's value. Each thread keeps its synapses' gradient sums
-in registers when they are few (``ACC``), else in the per-sequence output ``d_syn``; per-neuron
-sums are kept in registers. The caller sums the per-sequence gradients over the batch.
+in registers when they are few (``ACC``), else it adds them into the per-sequence output
+``d_syn`` at every iteration; per-neuron sums are kept in registers. Where the four sums of
+each synapse do not fit in registers but a half or a quarter of them do, ``SPLIT`` (2 or 4)
+blocks run each sequence: block ``BLOCK_ID`` runs sequence ``BLOCK_ID / SPLIT`` in full (the
+same arithmetic, so the same running gradients, in its own scratch) but keeps only its share
+of the four components, ``CPB = 4 / SPLIT`` of them from ``part * CPB`` (``part = BLOCK_ID %
+SPLIT``), and writes those rows of ``d_syn``; part 0 writes the other outputs. The caller sums
+the per-sequence gradients over the batch.
 
 Compile-time constants: ``N`` neurons, ``K`` slots per neuron, ``UNF`` solver iterations,
 ``NT`` threads, ``G`` lanes per group, ``NPG`` neurons per group, ``SPL`` slots per lane
-(``ceil(K / G)``), ``SPB`` outgoing synapses per lane (``ceil(M / G)``), ``ACC`` (1: synapse
-gradients in registers), ``RES`` (1: each thread's synapse parameters in registers for the
-whole sequence, where they fit; else they stream from memory at every iteration).
+(``ceil(K / G)``), ``SPB`` outgoing synapses per lane (``ceil(M / G)``), ``ACC`` (1: the
+block's synapse-gradient sums in registers), ``RES`` (1: each thread's synapse parameters in
+registers for the whole sequence, where they fit; else they stream from memory at every
+iteration), ``SPLIT`` (the backward's blocks per sequence: 1, 2 or 4; the forward ignores it)
+and ``AHD`` (1: the step inputs read a step ahead).
 """
 
 from __future__ import annotations
@@ -73,7 +83,8 @@ FORWARD_INPUTS = list(_COMMON_INPUTS)
 BACKWARD_INPUTS = _COMMON_INPUTS + ["vs", "dvs", "out_start", "out_slots"]
 
 #: Gradients (``d_*``) of the backward kernel, and its device-memory scratch ``scratch``
-#: (:func:`scratch_floats` per sequence; unused when the scratch fits on chip).
+#: (:func:`scratch_floats` per block, ``(B * SPLIT, ...)``; unused when the scratch fits on
+#: chip).
 BACKWARD_OUTPUTS = [
     "d_sens_num",  # (T, B, N)
     "d_sens_den",  # (T, B, N)
@@ -88,7 +99,7 @@ BACKWARD_OUTPUTS = [
 
 
 def scratch_floats(neurons: int, unfolds: int) -> int:
-    """Scratch floats of the backward kernel per sequence: every iterate of a step
+    """Scratch floats of the backward kernel per block: every iterate of a step
     (``UNF + 1`` vectors), every iteration's denominator sum (``UNF``), and the running
     gradient and the numerator's and denominator's gradients (3)."""
     return (2 * unfolds + 4) * neurons
@@ -101,17 +112,47 @@ _GROUPS = """
   float cm_t[NPG];
   float base[NPG];
   float drive[NPG];
+  // with AHD: row ahead_row's timespan and sensory sums, read a step ahead
+  float ahead_span = 1.0f;
+  float ahead_num[AHD ? NPG : 1];
+  float ahead_den[AHD ? NPG : 1];
+  int ahead_row = -1;
 """
 
-#: The owned neurons' step constants, in registers (an idle group reads neuron N - 1).
-_STEP_CONSTANTS = """
-      const float span = ts[row];
-      for (int r = 0; r < NPG; ++r) {
+
+def _read_ahead(row: str) -> str:
+    """Kernel code reading row ``row``'s timespan and sensory sums into the ``ahead_*``
+    registers."""
+    return f"""
+        ahead_row = {row};
+        ahead_span = ts[ahead_row];
+        for (int r = 0; r < NPG; ++r) {{
+          const int i = min(group + r * groups, N - 1);
+          const int at = AHD ? r : 0;
+          ahead_num[at] = sens_num[ahead_row * N + i];
+          ahead_den[at] = sens_den[ahead_row * N + i];
+        }}"""
+
+
+def _step_constants(following: str, has_following: str) -> str:
+    """Kernel code setting ``span`` and the owned neurons' step constants (in registers) of
+    ``row`` (an idle group reads neuron N - 1). With ``AHD`` it takes the step inputs read
+    ahead, during the previous step, so that their latency overlaps its work (read now if it
+    did not: the first step, or after padding), and reads those of row ``following`` if
+    ``has_following``; else it reads them from memory."""
+    return f"""
+      if (AHD && ahead_row != row) {{{_read_ahead("row")}
+      }}
+      const float span = AHD ? ahead_span : ts[row];
+      for (int r = 0; r < NPG; ++r) {{
         const int i = min(group + r * groups, N - 1);
+        const int at = AHD ? r : 0;
         cm_t[r] = cm[i] * ((float)UNF / span);
-        base[r] = cm_t[r] + gleak[i] + sens_den[row * N + i] + epsilon;
-        drive[r] = leak[i] + sens_num[row * N + i];
-      }
+        base[r] = cm_t[r] + gleak[i] + (AHD ? ahead_den[at] : sens_den[row * N + i]) + epsilon;
+        drive[r] = leak[i] + (AHD ? ahead_num[at] : sens_num[row * N + i]);
+      }}
+      if (AHD && {has_following}) {{{_read_ahead(following)}
+      }}
 """
 
 
@@ -189,17 +230,27 @@ def _iteration(read: str, write: str, denominators: str = "") -> str:
 """
 
 
-_PREAMBLE = (
-    SEQUENCE_PREAMBLE
-    + _GROUPS
-    + _RESIDENT_SYNAPSES
-    + """
-  const float epsilon = eps[0];
+#: The backward's opening lines: those of :data:`SEQUENCE_PREAMBLE` with ``SPLIT`` blocks a
+#: sequence, block ``BLOCK_ID`` running sequence ``b`` for its share ``part`` of the synapse
+#: gradients.
+_SPLIT_SEQUENCE_PREAMBLE = """
+  const int tid = THREAD_ID;
+  const int nt = NUM_THREADS;
+  const int b = BLOCK_ID / SPLIT;
+  const int part = BLOCK_ID % SPLIT;
+  const int steps = sizes[0];
+  const int batch = sizes[1];
 """
-)
+
+
+def _preamble(sequence: str) -> str:
+    """A kernel's opening lines after ``sequence`` (its thread and sequence indices): the
+    thread's group, registers and resident synapses, and ``epsilon``."""
+    return sequence + _GROUPS + _RESIDENT_SYNAPSES + "\n  const float epsilon = eps[0];\n"
+
 
 FORWARD_BODY = (
-    _PREAMBLE
+    _preamble(SEQUENCE_PREAMBLE)
     + """
   SHARED float va[N];
   SHARED float vb[N];
@@ -207,11 +258,14 @@ FORWARD_BODY = (
   BARRIER();
   SHARED_PTR v = va;
   SHARED_PTR v_next = vb;
+  float valid_ahead = steps > 0 ? valid[b] : 0.0f;  // step t's flag, read a step ahead
   for (int t = 0; t < steps; ++t) {
     const int row = t * batch + b;
-    if (valid[row] > 0.5f) {
+    const bool real = (AHD ? valid_ahead : valid[row]) > 0.5f;
+    if (AHD && t + 1 < steps) valid_ahead = valid[row + batch];
+    if (real) {
 """
-    + _STEP_CONSTANTS
+    + _step_constants("row + batch", "t + 1 < steps")
     + """
       for (int u = 0; u < UNF; ++u) {
 """
@@ -227,17 +281,31 @@ FORWARD_BODY = (
 """
 )
 
-_BACKWARD_SYNAPSES = """
-      for (int r = 0; r < NPG; ++r) {  // per source: its outgoing synapses
+
+def _backward_synapses(in_registers: bool) -> str:
+    """Kernel code adding, per source neuron over its outgoing synapses, the block's
+    components of the synapse gradients (``CPB`` of them from ``part * CPB``) into registers
+    (``in_registers``, the loops unrolled so that they index registers) or into ``d_syn``,
+    and the source's gradient into ``g``."""
+    unroll = "#pragma unroll" if in_registers else ""
+    add = (
+        "acc[c][r * SPB + q] += value;"
+        if in_registers
+        else "d_syn[(b * 4 + field) * N * K + slot] += value;"
+    )
+    return f"""
+      {unroll}
+      for (int r = 0; r < NPG; ++r) {{
         const int j = group + r * groups;
         float to_source = 0.0f;
-        if (j < N) {
+        if (j < N) {{
           const int start = (int)out_start[j];
           const int end = (int)out_start[j + 1];
           const float vj = x_in[j];
-          for (int q = 0; q < SPB; ++q) {
+          {unroll}
+          for (int q = 0; q < SPB; ++q) {{
             const int e = start + lane + q * G;
-            if (e < end) {
+            if (e < end) {{
               const int slot = (int)out_slots[e];
               const int i = slot / K;
               const float x = vj - mu[slot];
@@ -245,18 +313,22 @@ _BACKWARD_SYNAPSES = """
               const float dn = d_num[i];
               const float dd = d_den[i];
               const float dp = (dn * w_erev[slot] + dd * w[slot]) * s * (1.0f - s);
-              const float parts[4] = {dn * s, dd * s, -dp * sigma[slot], dp * x};
-              for (int c = 0; c < 4; ++c) {
-                if (ACC) acc[c][r * SPB + q] += parts[c];
-                else d_syn[(b * 4 + c) * N * K + slot] += parts[c];
-              }
+              #pragma unroll
+              for (int c = 0; c < CPB; ++c) {{
+                const int field = part * CPB + c;
+                const float value = field == 0   ? dn * s
+                                    : field == 1 ? dd * s
+                                    : field == 2 ? -dp * sigma[slot]
+                                                 : dp * x;
+                {add}
+              }}
               to_source += dp * sigma[slot];
-            }
-          }
-        }
+            }}
+          }}
+        }}
         to_source = ncps_group_sum(to_source, G);
         if (j < N && lane == 0) g[j] += to_source;
-      }
+      }}
 """
 
 
@@ -266,11 +338,11 @@ def backward_body(on_chip: bool) -> str:
     scratch = (
         "SHARED float scratch_chip[(2 * UNF + 4) * N];\n  SHARED_PTR trj = scratch_chip;"
         if on_chip
-        else "GLOBAL_PTR trj = scratch + b * (2 * UNF + 4) * N;"
+        else "GLOBAL_PTR trj = scratch + BLOCK_ID * (2 * UNF + 4) * N;"
     )
     pointer = "SHARED_PTR" if on_chip else "GLOBAL_PTR"
     return (
-        _PREAMBLE
+        _preamble(_SPLIT_SEQUENCE_PREAMBLE)
         + f"""
   {scratch}
   {pointer} dens = trj + (UNF + 1) * N;  // per iteration: sum_k s_ik w_ik
@@ -279,8 +351,9 @@ def backward_body(on_chip: bool) -> str:
   {pointer} d_den = d_num + N;
 """
         + """
-  float acc[4][ACC ? NPG * SPB : 1];
-  for (int c = 0; c < 4; ++c)
+  constexpr int CPB = 4 / SPLIT;  // synapse-gradient components of this block
+  float acc[CPB][ACC ? NPG * SPB : 1];
+  for (int c = 0; c < CPB; ++c)
     for (int r = 0; r < (ACC ? NPG * SPB : 1); ++r) acc[c][r] = 0.0f;
   float sum_cm[NPG];
   float sum_gleak[NPG];
@@ -298,7 +371,7 @@ def backward_body(on_chip: bool) -> str:
       g[i] += dvs[row * N + i];
     }
 """
-        + _STEP_CONSTANTS
+        + _step_constants("row - batch", "t > 0")
         + """
     BARRIER();
     for (int u = 0; u < UNF; ++u) {  // recompute the iterations of this step
@@ -333,12 +406,16 @@ def backward_body(on_chip: bool) -> str:
       }}
       BARRIER();
 """
-        + _BACKWARD_SYNAPSES
-        + """      BARRIER();
+        + "      if (ACC) {"
+        + _backward_synapses(in_registers=True)
+        + "      } else {"
+        + _backward_synapses(in_registers=False)
+        + """      }
+      BARRIER();
     }
     for (int r = 0; r < NPG; ++r) {
       const int i = group + r * groups;
-      if (i < N && lane == 0) {
+      if (i < N && lane == 0 && part == 0) {
         d_sens_num[row * N + i] = step_drive[r];
         d_sens_den[row * N + i] = step_base[r];
         sum_leak[r] += step_drive[r];
@@ -350,28 +427,32 @@ def backward_body(on_chip: bool) -> str:
   }
   for (int r = 0; r < NPG; ++r) {
     const int i = group + r * groups;
-    if (i < N && lane == 0) {
+    if (i < N && lane == 0 && part == 0) {
       d_cm[b * N + i] = sum_cm[r];
       d_gleak[b * N + i] = sum_gleak[r];
       d_leak[b * N + i] = sum_leak[r];
     }
   }
   if (ACC) {
+    #pragma unroll
     for (int r = 0; r < NPG; ++r) {
       const int j = group + r * groups;
       if (j < N) {
         const int start = (int)out_start[j];
         const int end = (int)out_start[j + 1];
+        #pragma unroll
         for (int q = 0; q < SPB; ++q) {
           const int e = start + lane + q * G;
           if (e < end) {
             const int slot = (int)out_slots[e];
-            for (int c = 0; c < 4; ++c) d_syn[(b * 4 + c) * N * K + slot] = acc[c][r * SPB + q];
+            for (int c = 0; c < CPB; ++c)
+              d_syn[(b * 4 + part * CPB + c) * N * K + slot] = acc[c][r * SPB + q];
           }
         }
       }
     }
   }
-  for (int i = tid; i < N; i += nt) dv0[b * N + i] = g[i];
+  if (part == 0)
+    for (int i = tid; i < N; i += nt) dv0[b * N + i] = g[i];
 """
     )

@@ -47,6 +47,17 @@ __all__ = ["WiredCfCKernelConfig", "unsupported", "fused_wired_cfc"]
 #: The inputs of the custom function, in order (``sizes`` is made from the configuration).
 _PRIMALS = PRIMAL_INPUTS
 
+#: The forward kernel's target threads per block: lanes per neuron are doubled while the
+#: block stays within it (512 for 64 neurons, 8 lanes each).
+FORWARD_THREADS = 512
+
+#: The most threads a forward block has (CUDA's and Apple GPUs' limit per block).
+MAX_FORWARD_THREADS = 1024
+
+#: Registers the forward needs per neuron a thread runs, besides its weights: its layer's place,
+#: constants and the prefetched inputs of the next tick (nvcc -Xptxas -v, sm_90).
+FORWARD_RESERVE_PER_NEURON = 24
+
 
 class WiredCfCKernelConfig(NamedTuple):
     """A fused wired CfC: its layers' widths, in layer order, and its mode (see ``MODES``)."""
@@ -87,50 +98,96 @@ class WiredCfCKernelConfig(NamedTuple):
     def _widest(self) -> int:
         return max(self.heads * max(self.layer_sizes), *self.rows())
 
+    # The forward kernel: a group of ``LN`` lanes per neuron, every layer at once.
+    def _lanes(self, threads: int) -> int:
+        lanes, rows = 1, max(self.rows())
+        while lanes < 32 and lanes < rows and 2 * lanes * self.neurons <= threads:
+            lanes *= 2
+        return lanes
+
+    def _forward_fits(self, lanes: int) -> bool:
+        threads = min(MAX_FORWARD_THREADS, -(-lanes * self.neurons // 32) * 32)
+        per_group = -(-self.neurons // (threads // lanes))
+        registers = per_group * self.heads * -(-max(self.rows()) // lanes)
+        reserve = REGISTER_RESERVE + FORWARD_RESERVE_PER_NEURON * per_group
+        return registers <= REGISTER_FILE // threads - reserve
+
+    def lanes(self) -> int:
+        """``LN``: the forward's lanes per neuron, a power of two up to a warp and no more
+        than the widest layer's weight rows need: as many as :data:`FORWARD_THREADS` threads
+        give every neuron, or, where the weights would not fit in registers anyway (they
+        stream from memory), as many as :data:`MAX_FORWARD_THREADS` give."""
+        lanes = self._lanes(FORWARD_THREADS)
+        return lanes if self._forward_fits(lanes) else self._lanes(MAX_FORWARD_THREADS)
+
+    def forward_threads(self) -> int:
+        """The forward's threads per block: a group per neuron, in whole warps, at most
+        :data:`MAX_FORWARD_THREADS` (then a group runs several neurons)."""
+        return min(MAX_FORWARD_THREADS, -(-self.lanes() * self.neurons // 32) * 32)
+
+    def neurons_per_group(self) -> int:
+        """``NPG``: the neurons each lane group of the forward runs."""
+        return -(-self.neurons // (self.forward_threads() // self.lanes()))
+
+    # The backward kernel: one layer at a time, each product over the whole block.
     def resident_threads(self) -> int:
-        """Threads per block with resident weights: twice the widest product's outputs (a
-        layer's heads or weight rows), a power of two, at most 1,024."""
+        """The backward's threads with resident weights: twice the widest product's outputs
+        (a layer's heads or weight rows), a power of two, at most 1,024."""
         return min(1024, max(32, 2 ** (2 * self._widest() - 1).bit_length()))
 
     def columns(self, direction: str) -> int:
-        """``CMAX``: the weights a thread keeps in registers per layer, ``"forward"`` (a
-        layer's heads from its rows) or ``"backward"`` (the transpose); the lanes per output
-        are those of the kernel's ``_layer_matvec``."""
+        """``CMAX``: the weights a thread keeps in registers per head and neuron
+        (``"forward"``) or per layer (``"backward"``, the transposed products, with the lanes
+        per output of the kernel's ``_layer_matvec``)."""
+        if direction == "forward":
+            return -(-max(self.rows()) // self.lanes())
         threads, widths = self.resident_threads(), []
         for rows, size in zip(self.rows(), self.layer_sizes, strict=True):
-            outputs, inputs = self.heads * size, rows
-            if direction == "backward":
-                outputs, inputs = inputs, outputs
+            outputs = rows
             lanes = 1
             while lanes < 32 and outputs * lanes * 2 <= threads:
                 lanes *= 2
-            widths.append(-(-inputs // lanes))
+            widths.append(-(-self.heads * size // lanes))
         return max(widths)
 
-    def resident(self) -> bool:
-        """Whether the weights stay in registers (every layer's product in one pass of the
-        block, and both directions' registers within the budget)."""
+    def resident(self, direction: str) -> bool:
+        """Whether ``direction``'s kernel keeps its weights in registers, within a thread's
+        share of the register file less what the kernel needs for itself."""
+        if direction == "forward":
+            return self._forward_fits(self.lanes())
         threads = self.resident_threads()
-        registers = len(self.layer_sizes) * max(map(self.columns, ("forward", "backward")))
+        registers = len(self.layer_sizes) * self.columns("backward")
         budget = REGISTER_FILE // threads - REGISTER_RESERVE
         return self._widest() <= threads and registers <= budget
 
-    def threads(self) -> int:
-        """Threads per block: :meth:`resident_threads` with resident weights; else 8 per output
-        of the widest product (see :func:`~ncps_mlx.kernels.matvec_source.block_matvec`), in
-        whole warps, at most 1,024."""
-        if self.resident():
+    def threads(self, direction: str) -> int:
+        """Threads per block of ``direction``'s kernel. Backward: :meth:`resident_threads`
+        with resident weights; else 8 per output of the widest product (see
+        :func:`~ncps_mlx.kernels.matvec_source.block_matvec`), in whole warps, at most 1,024."""
+        if direction == "forward":
+            return self.forward_threads()
+        if self.resident("backward"):
             return self.resident_threads()
         return min(1024, -(-8 * self._widest() // 32) * 32)
 
     def template(self, direction: str, record: bool = False) -> list[tuple[str, int]]:
         """The compile-time constants of the ``"forward"`` (``record``: for a backward) or
         ``"backward"`` kernel."""
-        names = ("N", "L", "K", "MODE", "NMAX", "NT", "RES", "CMAX", "RECORD")
-        sizes, resident = self.layer_sizes, self.resident()
-        values = (sum(sizes), len(sizes), self.heads, self.mode, max(sizes), self.threads())
-        values += (int(resident), self.columns(direction) if resident else 1, int(record))
-        return list(zip(names, values, strict=True))
+        sizes, resident = self.layer_sizes, self.resident(direction)
+        constants = {
+            "N": sum(sizes),
+            "L": len(sizes),
+            "K": self.heads,
+            "MODE": self.mode,
+            "NT": self.threads(direction),
+            "RES": int(resident),
+            "CMAX": self.columns(direction) if resident or direction == "forward" else 1,
+        }
+        if direction == "forward":
+            constants |= {"LN": self.lanes(), "NPG": self.neurons_per_group(), "RECORD": record}
+        else:
+            constants["NMAX"] = max(sizes)
+        return [(name, int(value)) for name, value in constants.items()]
 
     def shared_bytes(self) -> int:
         """On-chip memory of the backward kernel (the larger of the two): two state vectors
@@ -154,12 +211,17 @@ BACKWARD = KernelSource(
 )
 
 
-def _launch(backend: str, source: KernelSource, template: list, cfg, arrays, shapes):
+def _launch(backend: str, direction: str, cfg, arrays: dict, shapes: dict, record=False):
     steps, batch, _ = arrays["xproj"].shape
     layout = [steps, batch, *cfg.offsets(), *cfg.weight_offsets()]
     sizes = mx.array(layout, dtype=mx.int32)
-    arrays = dict(arrays, sizes=sizes, w_t=_transposed_blocks(cfg, arrays["w"]))
-    return launch(backend, source, template, batch, cfg.threads(), arrays, shapes)
+    streamed = direction == "forward" and not cfg.resident("forward")
+    w_t = _transposed_blocks(cfg, arrays["w"]) if streamed else mx.zeros((1,))
+    source = FORWARD if direction == "forward" else BACKWARD
+    template, threads = cfg.template(direction, record), cfg.threads(direction)
+    return launch(
+        backend, source, template, batch, threads, dict(arrays, sizes=sizes, w_t=w_t), shapes
+    )
 
 
 def _run_forward(backend: str, cfg: WiredCfCKernelConfig, arrays: dict, record=False) -> dict:
@@ -172,7 +234,7 @@ def _run_forward(backend: str, cfg: WiredCfCKernelConfig, arrays: dict, record=F
         "hs": (steps, batch, cfg.neurons),
         "heads": (steps, batch, cfg.heads * cfg.neurons) if record else (1,),
     }
-    return _launch(backend, FORWARD, cfg.template("forward", record), cfg, arrays, shapes)
+    return _launch(backend, "forward", cfg, arrays, shapes, record)
 
 
 def _transposed_blocks(cfg: WiredCfCKernelConfig, w: mx.array) -> mx.array:
@@ -197,7 +259,7 @@ def _run_backward(backend: str, cfg: WiredCfCKernelConfig, arrays: dict) -> dict
         "damp": (*rows, neurons) if pure else (1,),
         "dwtau": (*rows, neurons) if pure else (1,),
     }
-    return _launch(backend, BACKWARD, cfg.template("backward"), cfg, arrays, shapes)
+    return _launch(backend, "backward", cfg, arrays, shapes)
 
 
 # ---------------------------------------------------------------------------- the custom function
