@@ -89,6 +89,8 @@ _MACROS = """
 #define BARRIER() host_barrier->arrive_and_wait()
 #undef SHUFFLE_XOR
 #define SHUFFLE_XOR(x, m) host_shuffle_xor((x), (m))
+#undef FAST_RCP
+#define FAST_RCP(x) (1.0f / (x))
 #define DEVICE_FN static inline
 #define __device__
 """

@@ -8,7 +8,9 @@ share, against a handful of macros:
   ``SHARED`` (the on-chip memory qualifier), ``SHARED_PTR`` (a pointer into it),
   ``GLOBAL_PTR`` (a pointer into an output in device memory) and ``BARRIER()`` (which also
   orders the block's device-memory writes, as ``__syncthreads`` does);
-* in the header: ``EXP``, ``TANH``, ``ABS``, ``ERF``, ``SHUFFLE_XOR(x, m)`` (``x`` of the lane
+* in the header: ``EXP``, ``EXP2`` (base 2), ``FAST_RCP`` (a reciprocal to about an ulp, the
+  GPU's special-function unit rather than a correctly rounded division), ``TANH``, ``ABS``,
+  ``ERF``, ``SHUFFLE_XOR(x, m)`` (``x`` of the lane
   whose index differs in the bits ``m``, within a 32-lane warp / SIMD group; every lane of the
   warp must call it) and ``DEVICE_FN`` (a helper function's qualifier).
 
@@ -44,6 +46,8 @@ _HEADERS = {
     "cuda": """
 #define DEVICE_FN __device__ inline
 #define EXP(x) expf(x)
+#define EXP2(x) exp2f(x)
+#define FAST_RCP(x) __fdividef(1.0f, (x))
 #define TANH(x) tanhf(x)
 #define ABS(x) fabsf(x)
 #define ERF(x) erff(x)
@@ -52,6 +56,8 @@ _HEADERS = {
     "metal": """
 #define DEVICE_FN inline
 #define EXP(x) metal::exp(x)
+#define EXP2(x) metal::exp2(x)
+#define FAST_RCP(x) (1.0f / (x))
 #define TANH(x) metal::precise::tanh(x)
 #define ABS(x) metal::abs(x)
 #define ERF(x) metal::precise::erf(x)

@@ -6,7 +6,8 @@ table of a :class:`DenseTable`.
 :data:`fused_ltc` takes what the reference loop takes (the cell's prepared sensory sums and
 :class:`~ncps_mlx.cells.ltc.LTCParams`, the initial potentials, timespans and padding) and
 returns the potentials after every step, differentiable with respect to all of them. Forward
-and backward are the kernels of :mod:`ncps_mlx.kernels.ltc_source`, one block per sequence,
+and backward are the kernels of :mod:`ncps_mlx.kernels.ltc_source` and
+:mod:`ncps_mlx.kernels.ltc_backward_source`, one block per sequence,
 or for the backward ``SPLIT`` blocks per sequence where a small batch leaves multiprocessors
 idle and the synapse-gradient sums only fit in registers in parts
 (:meth:`LTCKernelConfig.split`); per-sequence parameter gradients are summed over the batch
@@ -30,15 +31,8 @@ from .backend import (
     launch,
     per_step,
 )
-from .ltc_source import (
-    BACKWARD_INPUTS,
-    BACKWARD_OUTPUTS,
-    FORWARD_BODY,
-    FORWARD_INPUTS,
-    HEADER,
-    backward_body,
-    scratch_floats,
-)
+from .ltc_backward_source import BACKWARD_INPUTS, BACKWARD_OUTPUTS, backward_body, scratch_floats
+from .ltc_source import FORWARD_BODY, FORWARD_INPUTS, HEADER
 from .matvec_source import REGISTER_FILE
 
 __all__ = ["LTCKernelConfig", "FanOut", "fan_out", "DenseTable", "kernel_table", "unsupported"]
