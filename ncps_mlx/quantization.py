@@ -15,9 +15,9 @@ The two compose: ``quantize(model, bits=4); astype(model, mx.float16)`` stores 4
 with float16 scales and computes in float16.
 
 Save quantized weights as ``.safetensors`` rather than ``.npz`` to run them on CUDA: MLX 0.32
-writes an ``(N, 1)`` array (the scales of a layer whose input is one group wide) to ``.npz`` in
-Fortran order and loads it back with strides ``(1, N)``, which CUDA's ``quantized_matmul``
-rejects ("No implementation for problem shape").
+loads an ``(N, 1)`` array (the scales of a layer whose input is one group wide) back from
+``.npz`` with strides ``(1, N)``, and on an H200 a model reloaded from ``.npz`` failed in CUDA's
+``quantized_matmul`` ("No implementation for problem shape"); ``.safetensors`` worked there.
 """
 
 from __future__ import annotations

@@ -215,9 +215,9 @@ def test_floating_point_modes_use_their_own_group_sizes(x):
             ".npz",
             marks=pytest.mark.skipif(
                 ON_CUDA,
-                reason="MLX 0.32 writes an (N, 1) array (fc's scales: one group per row) to .npz "
-                "as fortran_order and loads it back transposed, with strides (1, N) that CUDA's "
-                "quantized_matmul rejects ('No implementation for problem shape')",
+                reason="MLX 0.32 loads an (N, 1) array (fc's scales: one group per row) back "
+                "from .npz with strides (1, N); this model reloaded from .npz failed in CUDA's "
+                "quantized_matmul on an H200 ('No implementation for problem shape')",
             ),
         ),
     ],
