@@ -419,6 +419,25 @@ def test_the_self_check_runs_once_per_configuration(monkeypatch):
     assert len(checks) == 2 and checks[0] != checks[1]
 
 
+def test_a_batch_that_changes_the_ltc_backward_split_is_checked_on_its_first_use(monkeypatch):
+    """The LTC backward's compile-time ``SPLIT`` depends on the batch, so each split is a kernel
+    of its own: its first use is checked, on a batch that gives the same split."""
+    monkeypatch.setattr(fused_ltc, "SPLIT_MAX_BLOCKS", 6)
+    batches = []
+    original = fused_ltc.fused_ltc.check
+    monkeypatch.setattr(
+        fused_ltc.fused_ltc, "check", lambda *a: batches.append(a[3]) or original(*a)
+    )
+    model = LTC(3, FullyConnected(40), kernel="fused")  # 40 synapses a source: split 2
+    cfg = fused_ltc.LTCKernelConfig.of(model.rnn_cell)
+    assert [cfg.split(batch) for batch in (2, 3, 4, 7)] == [2, 2, 1, 1]
+    x = mx.random.normal((7, 4, 3))
+    with kernels.emulate():
+        for batch in (2, 3, 4, 7):
+            model(x[:batch])
+    assert batches == [2, 4]  # split 2, then split 1 on 6 // 2 + 1 = 4 sequences
+
+
 # ---------------------------------------------------------------------------- the CUDA source
 NVCC = shutil.which("nvcc")
 

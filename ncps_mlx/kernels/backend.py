@@ -37,7 +37,7 @@ __all__ = ["BACKENDS", "gpu_backend", "KernelSource", "build", "launch", "emulat
 __all__ += ["FusedSequence", "SHARED_MEMORY_LIMIT", "too_large_for_chip"]
 __all__ += ["sequence_function", "first_difference", "check_against_steps", "per_step"]
 __all__ += ["carried_states", "SEQUENCE_PREAMBLE", "reverse_steps", "first_input_primals"]
-__all__ += ["states_of"]
+__all__ += ["states_of", "CHECK_BATCH"]
 
 #: The backends a fused kernel runs on.
 BACKENDS = ("cuda", "metal", "emulated")
@@ -233,21 +233,26 @@ class FusedSequence:
         what: The cell's name in warnings (``"CfC"``).
         names: The custom function's inputs, in order.
         config: ``cell -> cfg``, the kernels' compile-time configuration (hashable).
-        check: ``(function, cfg, cell) -> str | None``, the first-use check of ``function``
-            (:meth:`function` of the configuration); it must build its own copy of the cell's
-            constants (evaluating the call's own would cut them out of a gradient being traced
-            around the call).
+        check: ``(function, cfg, cell, batch) -> str | None``, the first-use check of
+            ``function`` (:meth:`function` of the configuration) on ``batch`` sequences; it
+            must build its own copy of the cell's constants (evaluating the call's own would
+            cut them out of a gradient being traced around the call).
         primals: ``(cell, cfg, prepared, state, timespans, valid) -> list``, the custom
             function's inputs from the reference loop's.
         forward: ``(backend, cfg, arrays) -> states``, the forward kernel.
         gradients: ``(backend, cfg, arrays, states, cotangent) -> dict``, the VJP (see
             :func:`sequence_function`).
+        variant: ``(cfg, batch) -> (variant, check batch)`` where the kernels' compile-time
+            constants also depend on the batch: a variant is checked on its first use, on
+            ``check batch`` sequences (a batch that gives the same variant). None: one
+            variant, checked on :data:`CHECK_BATCH` sequences.
     """
 
-    def __init__(self, what: str, names, config, check, primals, forward, gradients):
+    def __init__(self, what, names, config, check, primals, forward, gradients, variant=None):
         self.checks = SelfCheck(what)
         self.names, self.config, self.check, self.primals = names, config, check, primals
         self.forward, self.gradients = forward, gradients
+        self.variant = variant or (lambda cfg, batch: ((), CHECK_BATCH))
         self._functions: dict[tuple, mx.custom_function] = {}
 
     def function(self, backend: str, cfg) -> mx.custom_function:
@@ -280,7 +285,10 @@ class FusedSequence:
         """
         cfg = self.config(cell)
         function = self.function(backend, cfg)
-        if not self.checks.passed(cfg, backend, lambda: self.check(function, cfg, cell)):
+        variant, batch = self.variant(cfg, state.shape[0])
+        if not self.checks.passed(
+            (cfg, variant), backend, lambda: self.check(function, cfg, cell, batch)
+        ):
             return None
         return function(*self.primals(cell, cfg, prepared, state, timespans, valid))
 
@@ -361,12 +369,23 @@ def carried_states(step: Callable, state: mx.array, valid: mx.array) -> mx.array
     return mx.stack(states)
 
 
+#: Sequences a first-use check runs (:func:`check_against_steps`), unless a variant needs more.
+CHECK_BATCH = 2
+
+
 def check_against_steps(
-    fused: Callable, step: Callable, input_widths: list[int], state_width: int, names, tolerance
+    fused: Callable,
+    step: Callable,
+    input_widths: list[int],
+    state_width: int,
+    names,
+    tolerance,
+    batch: int = CHECK_BATCH,
 ) -> str | None:
     """A first-use check: a fused sequence function against a cell's own steps on a short
-    random sequence (T = 3, B = 2, the middle step of one sequence padded, random timespans),
-    comparing the states and the gradients of the inputs and the initial state.
+    random sequence (T = 3, ``batch`` sequences, the middle step of the first one padded,
+    random timespans), comparing the states and the gradients of the inputs and the initial
+    state.
 
     Args:
         fused: ``(inputs, h0, timespans, valid) -> states`` with ``inputs`` a list of
@@ -376,19 +395,21 @@ def check_against_steps(
         state_width: The state's width (normal).
         names: Names of the states, then of each input's gradient, then the state's.
         tolerance: See :func:`first_difference`.
+        batch: Sequences of the check.
 
     Returns:
         A description of the first disagreement, or None.
     """
     keys = mx.random.split(mx.random.key(0), len(input_widths) + 3)
-    steps, batch = 3, 2
+    steps = 3
     inputs = [
         mx.random.uniform(0.0, 1.0, (steps, batch, width), key=key)
         for width, key in zip(input_widths, keys, strict=False)
     ]
     h0 = mx.random.normal((batch, state_width), key=keys[-3])
     timespans = mx.random.uniform(0.5, 1.5, (steps, batch, 1), key=keys[-2])
-    valid = mx.array([[True, True], [False, True], [True, True]])[..., None]
+    valid = (mx.arange(steps)[:, None] != 1) | (mx.arange(batch)[None, :] != 0)
+    valid = valid[..., None]
     cotangent = mx.random.normal((steps, batch, state_width), key=keys[-1])
 
     def run_fused(*arrays):

@@ -237,7 +237,7 @@ def _primals(cfg: CfCKernelConfig, xproj, h0, timespans, valid, params: CfCParam
 CHECK_TOLERANCE = 2e-2
 
 
-def _self_check(function, cfg: CfCKernelConfig, cell: CfCCell) -> str | None:
+def _self_check(function, cfg: CfCKernelConfig, cell: CfCCell, batch: int) -> str | None:
     """Compare the fused path with the cell's own step on a short sequence (see
     :func:`~ncps_mlx.kernels.backend.check_against_steps`); a mismatch described, or None."""
     params = cell.split_params()[2]
@@ -249,7 +249,7 @@ def _self_check(function, cfg: CfCKernelConfig, cell: CfCCell) -> str | None:
         return cell.advance(inputs_t[0], params, h, timespans_t)
 
     names = ("states", "input gradient", "state gradient")
-    return check_against_steps(fused, step, [cfg.first], cfg.hidden, names, CHECK_TOLERANCE)
+    return check_against_steps(fused, step, [cfg.first], cfg.hidden, names, CHECK_TOLERANCE, batch)
 
 
 #: The fused path of the dense CfC, called as ``fused_cfc(cell, prepared, h0, timespans,

@@ -24,6 +24,7 @@ import numpy as np
 from ..cells.ltc import LTCCell
 from . import ltc_emulation
 from .backend import (
+    CHECK_BATCH,
     SHARED_MEMORY_LIMIT,
     FusedSequence,
     KernelSource,
@@ -133,6 +134,15 @@ class LTCKernelConfig(NamedTuple):
         if not fitting or batch is None or batch * fitting[0] > SPLIT_MAX_BLOCKS:
             return 1
         return fitting[0]
+
+    def variant(self, batch: int) -> tuple[int, int]:
+        """The backward's ``SPLIT`` on ``batch`` sequences, and a batch for its first-use check
+        that gives the same one: :data:`~ncps_mlx.kernels.backend.CHECK_BATCH`, or for a batch
+        too large to split, the smallest such batch."""
+        split, check = self.split(batch), CHECK_BATCH
+        if split != self.split(check):
+            check = SPLIT_MAX_BLOCKS // self.split(check) + 1
+        return split, check
 
     def template(self, kernel: str, batch: int | None = None) -> list[tuple[str, int]]:
         """The compile-time constants of ``kernel`` (see :mod:`ncps_mlx.kernels.ltc_source`);
@@ -374,7 +384,7 @@ def _primals(cell: LTCCell, inputs, v0, timespans, valid, params) -> list:
 CHECK_TOLERANCE = 2e-2
 
 
-def _self_check(function, cfg: LTCKernelConfig, cell: LTCCell) -> str | None:
+def _self_check(function, cfg: LTCKernelConfig, cell: LTCCell, batch: int) -> str | None:
     """Compare the fused path with the cell's own steps on a short sequence (see
     :func:`~ncps_mlx.kernels.backend.check_against_steps`; the inputs are the sensory sums)."""
     params = cell.prepare(mx.zeros((1, 1, cell.sensory_size))).params
@@ -387,7 +397,7 @@ def _self_check(function, cfg: LTCKernelConfig, cell: LTCCell) -> str | None:
 
     n = cfg.neurons
     names = ("states", "numerator gradient", "denominator gradient", "state gradient")
-    return check_against_steps(fused, step, [n, n], n, names, CHECK_TOLERANCE)
+    return check_against_steps(fused, step, [n, n], n, names, CHECK_TOLERANCE, batch)
 
 
 #: The fused path of the LTC, called as ``fused_ltc(cell, prepared, v0, timespans, valid,
@@ -403,4 +413,5 @@ fused_ltc = FusedSequence(
     ),
     _run_forward,
     _gradients,
+    lambda cfg, batch: cfg.variant(batch),
 )

@@ -331,7 +331,7 @@ def _primals(cfg, xproj, h0, timespans, valid, params: WiredCfCParams) -> list:
 # ---------------------------------------------------------------------------- entry point
 
 
-def _self_check(function, cfg, cell: WiredCfCCell) -> str | None:
+def _self_check(function, cfg, cell: WiredCfCCell, batch: int) -> str | None:
     """Compare the fused path with the cell's own step on a short sequence (see
     :func:`~ncps_mlx.kernels.backend.check_against_steps`); a mismatch described, or None."""
     params = cell.prepare(mx.zeros((1, 1, cell.layers[0].input_size))).params
@@ -343,7 +343,7 @@ def _self_check(function, cfg, cell: WiredCfCCell) -> str | None:
         return cell.step(tuple(inputs_t), params, h, timespans_t)[1]
 
     widths, names = [cfg.heads * cfg.layer_sizes[0]], ("states", "input gradient", "state gradient")
-    return check_against_steps(fused, step, widths, cfg.neurons, names, CHECK_TOLERANCE)
+    return check_against_steps(fused, step, widths, cfg.neurons, names, CHECK_TOLERANCE, batch)
 
 
 #: The fused path of the wired CfC, called as ``fused_wired_cfc(cell, prepared, h0,
