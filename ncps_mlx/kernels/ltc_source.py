@@ -12,7 +12,7 @@ thread's synapse slots where they fit (``RES``; otherwise they stream from devic
 through the L1/L2 caches). With ``AHD`` a step's timespan and sensory sums (and, forward, its
 padding flag) are read during the step before, so that their latency does not stall the block
 at every step. Each iteration is ncps's update (the synapse's sigmoid is ``ncps_synapse`` of
-:data:`HEADER`)
+``HEADER``)
 
     v_i <- (cm_t v_i + drive_i + sum_k s_ik w_erev_ik) / (base_i + sum_k s_ik w_ik),
     s_ik = sigmoid(sigma_ik (v_src(i,k) - mu_ik)), cm_t = cm UNF / dt,

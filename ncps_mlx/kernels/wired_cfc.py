@@ -43,11 +43,12 @@ from .wired_cfc_source import (
 )
 
 __all__ = ["WiredCfCKernelConfig", "unsupported", "fused_wired_cfc"]
+__all__ += ["FORWARD_THREADS", "MAX_FORWARD_THREADS"]
 
 #: The inputs of the custom function, in order (``sizes`` is made from the configuration).
 _PRIMALS = PRIMAL_INPUTS
 
-#: The forward kernel's target threads per block: lanes per neuron are doubled while the
+#: The forward kernel's target threads per block. Lanes per neuron are doubled while the
 #: block stays within it (512 for 64 neurons, 8 lanes each).
 FORWARD_THREADS = 512
 
